@@ -1,0 +1,78 @@
+"""flx_ipy: develop plugins interactively — save a file, the running plugin is the new code.
+
+Importing the package is cheap and never imports IPython, ipywidgets or comm: the notebook
+layers load only inside ``load_ipython_extension`` (as anywidget does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .core import (
+    Event,
+    Health,
+    HealthStatus,
+    LifecycleState,
+    Plugin,
+    PluginContext,
+    PluginManager,
+    PluginMetadata,
+    PluginState,
+    ReloadResult,
+    get_manager,
+)
+from .core.errors import (
+    DependencyError,
+    FlxError,
+    HookError,
+    InvalidStateError,
+    PluginError,
+    PluginLoadError,
+    PluginNotFoundError,
+    PluginValidationError,
+    ReloadError,
+)
+
+__all__ = [
+    "DependencyError",
+    "Event",
+    "FlxError",
+    "Health",
+    "HealthStatus",
+    "HookError",
+    "InvalidStateError",
+    "LifecycleState",
+    "Plugin",
+    "PluginContext",
+    "PluginError",
+    "PluginLoadError",
+    "PluginManager",
+    "PluginMetadata",
+    "PluginNotFoundError",
+    "PluginState",
+    "PluginValidationError",
+    "ReloadError",
+    "ReloadResult",
+    "__version__",
+    "get_manager",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext flx_ipy``: registers the ``%plugin`` magics and the kernel integration."""
+    from .extension import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .extension import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "flx_ipy-labextension"}]
