@@ -1,0 +1,249 @@
+"""The versioned comm protocol between the kernel's plugin manager and its UIs.
+
+``labextension/src/protocol.ts`` mirrors this file field for field; change both together and
+bump :data:`PROTOCOL_VERSION` (minor for additions a peer may ignore, major for anything an
+older peer would misread).
+
+Conversation (one comm per browser page and kernel)::
+
+    panel                                   kernel (flx_ipy.lab_bridge)
+      | comm_open target "flx_ipy", HelloMsg  ->|
+      |<- SnapshotMsg  (the whole state, seq=N)  |
+      |<- DeltaMsg     (seq=N+1, N+2, ... )      |   one per manager event
+      | ActionMsg (request_id, action)         ->|
+      |<- ReplyMsg     (same request_id)         |   after the manager ran it
+      |<- ErrorMsg     (version mismatch, ...)   |
+
+When ``%load_ext flx_ipy`` runs after the panel is already open, the kernel rings the
+doorbell: it opens (and at once closes) a comm to the frontend target ``flx_ipy.panel`` carrying
+an :class:`AnnounceMsg`; the panel answers by opening its own comm as above.
+
+Every message carries ``protocol``. A peer whose *major* version differs refuses to go on and
+says so with both versions and the fix (:func:`version_problem`); a newer *minor* version is
+accepted and unknown kinds or fields are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict, Union
+
+PROTOCOL_VERSION = "1.0"
+
+#: Comm target the kernel registers; the panel opens comms to it.
+KERNEL_TARGET = "flx_ipy"
+#: Comm target the panel registers; the kernel announces itself to it.
+PANEL_TARGET = "flx_ipy.panel"
+
+LifecycleName = Literal[
+    "discovered", "loaded", "initialized", "running", "stopped", "unloaded", "failed", "reloading",
+]
+HealthName = Literal["healthy", "degraded", "unhealthy", "unknown"]
+ActionName = Literal["start", "stop", "reload", "unload", "refresh"]
+ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh")
+#: Actions that need a plugin name (``refresh`` does not).
+PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
+
+
+# --- the state a UI shows -----------------------------------------------------------------
+
+
+class HealthView(TypedDict):
+    status: HealthName
+    message: str
+    checked_at: float | None
+
+
+class ReloadView(TypedDict):
+    """Outcome of the last reload: ok, or rolled back with the error that caused it."""
+
+    ok: bool
+    rolled_back: bool
+    error: str | None
+    duration_ms: float | None
+    finished_at: float | None  # epoch seconds
+
+
+class PluginView(TypedDict):
+    name: str
+    version: str
+    description: str
+    source: str
+    state: LifecycleName
+    health: HealthView | None
+    last_reload: ReloadView | None
+    error: str | None  # last error one-liner (failed load, rolled-back reload, hook error)
+    requires: list[str]
+    capabilities: list[str]
+
+
+class WatcherView(TypedDict):
+    watching: bool
+    paths: list[str]
+
+
+class EventView(TypedDict):
+    seq: int
+    kind: str
+    plugin: str | None
+    time: float
+    summary: str  # one human line, e.g. "counter reloaded in 2.1 ms"
+    details: dict[str, Any]
+
+
+class StateView(TypedDict):
+    seq: int  # last manager event folded into this state
+    plugins: list[PluginView]  # sorted by name
+    watcher: WatcherView
+    events: list[EventView]  # oldest first, bounded
+    flx_version: str
+
+
+# --- kernel -> frontend -------------------------------------------------------------------
+
+
+class AnnounceMsg(TypedDict):
+    kind: Literal["announce"]
+    protocol: str
+    flx_version: str
+
+
+class SnapshotMsg(TypedDict):
+    kind: Literal["snapshot"]
+    protocol: str
+    state: StateView
+
+
+class DeltaMsg(TypedDict):
+    """What one manager event changed. Rows in ``upsert`` replace rows of the same name."""
+
+    kind: Literal["delta"]
+    protocol: str
+    seq: int
+    event: EventView | None
+    upsert: list[PluginView]
+    remove: list[str]
+    watcher: WatcherView | None
+
+
+class ReplyMsg(TypedDict):
+    kind: Literal["reply"]
+    protocol: str
+    request_id: str
+    action: str
+    plugin: str | None
+    ok: bool
+    message: str  # what happened, or the one-line error
+
+
+class ErrorMsg(TypedDict):
+    kind: Literal["error"]
+    protocol: str
+    code: Literal["version_mismatch", "bad_message"]
+    message: str
+
+
+KernelMessage = Union[AnnounceMsg, SnapshotMsg, DeltaMsg, ReplyMsg, ErrorMsg]
+
+
+# --- frontend -> kernel -------------------------------------------------------------------
+
+
+class HelloMsg(TypedDict, total=False):
+    kind: Literal["hello"]
+    protocol: str
+    client: str  # "labextension", "widgets", ...
+    replaces: str | None  # comm id this page held before a reload: the kernel closes it
+
+
+class ActionMsg(TypedDict):
+    kind: Literal["action"]
+    protocol: str
+    request_id: str
+    action: ActionName
+    plugin: str | None
+
+
+ClientMessage = Union[HelloMsg, ActionMsg]
+
+
+class ProtocolError(ValueError):
+    """A message the other side cannot use; ``code`` goes into the :class:`ErrorMsg`."""
+
+    def __init__(self, message: str, code: Literal["version_mismatch", "bad_message"] = "bad_message"):
+        super().__init__(message)
+        self.code = code
+
+
+def _major(version: object) -> int | None:
+    if not isinstance(version, str):
+        return None
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def version_problem(theirs: object, *, peer: str = "the JupyterLab side panel",
+                    ours: str = PROTOCOL_VERSION) -> str | None:
+    """``None`` if a peer speaking ``theirs`` can talk to us, else the message to show.
+
+    The message names both versions and the fix, because the usual cause is a kernel whose
+    environment has a different flx_ipy than JupyterLab's.
+    """
+    if _major(theirs) == _major(ours):
+        return None
+    return (
+        f"flx_ipy protocol mismatch: {peer} speaks protocol {theirs!s} but the kernel's flx_ipy "
+        f"speaks {ours}. Install the same flx_ipy version in the kernel's environment and in "
+        "JupyterLab's (pip install -U flx_ipy in both), then restart the kernel and reload the page."
+    )
+
+
+def parse_client_message(data: object) -> ClientMessage:
+    """Check a message from a UI; raises :class:`ProtocolError` saying what is wrong."""
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"flx_ipy: expected a message object, got {type(data).__name__}")
+    problem = version_problem(data.get("protocol"))
+    if problem:
+        raise ProtocolError(problem, "version_mismatch")
+    kind = data.get("kind")
+    if kind == "hello":
+        replaces = data.get("replaces")
+        return HelloMsg(kind="hello", protocol=str(data["protocol"]), client=str(data.get("client", "")),
+                        replaces=replaces if isinstance(replaces, str) else None)
+    if kind == "action":
+        action, plugin, request_id = data.get("action"), data.get("plugin"), data.get("request_id")
+        if action not in ACTIONS:
+            raise ProtocolError(f"flx_ipy: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if not isinstance(request_id, str) or not request_id:
+            raise ProtocolError(f"flx_ipy: action {action!r} has no request_id")
+        if action in PLUGIN_ACTIONS and (not isinstance(plugin, str) or not plugin):
+            raise ProtocolError(f"flx_ipy: action {action!r} needs a plugin name")
+        return ActionMsg(kind="action", protocol=str(data["protocol"]), request_id=request_id,
+                         action=action, plugin=plugin if isinstance(plugin, str) else None)
+    raise ProtocolError(f"flx_ipy: unknown message kind {kind!r}; expected 'hello' or 'action'")
+
+
+# --- builders (so every message gets its version and every field) -------------------------
+
+
+def announce(flx_version: str) -> AnnounceMsg:
+    return AnnounceMsg(kind="announce", protocol=PROTOCOL_VERSION, flx_version=flx_version)
+
+
+def snapshot(state: StateView) -> SnapshotMsg:
+    return SnapshotMsg(kind="snapshot", protocol=PROTOCOL_VERSION, state=state)
+
+
+def delta(seq: int, event: EventView | None = None, upsert: list[PluginView] | None = None,
+          remove: list[str] | None = None, watcher: WatcherView | None = None) -> DeltaMsg:
+    return DeltaMsg(kind="delta", protocol=PROTOCOL_VERSION, seq=seq, event=event,
+                    upsert=list(upsert or []), remove=list(remove or []), watcher=watcher)
+
+
+def reply(request_id: str, action: str, plugin: str | None, ok: bool, message: str) -> ReplyMsg:
+    return ReplyMsg(kind="reply", protocol=PROTOCOL_VERSION, request_id=request_id, action=action,
+                    plugin=plugin, ok=ok, message=message)
+
+
+def error(message: str, code: Literal["version_mismatch", "bad_message"] = "bad_message") -> ErrorMsg:
+    return ErrorMsg(kind="error", protocol=PROTOCOL_VERSION, code=code, message=message)

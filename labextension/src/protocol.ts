@@ -1,0 +1,194 @@
+/**
+ * The versioned comm protocol between the kernel's plugin manager and this panel.
+ *
+ * Mirror of `flx_ipy/protocol.py`, field for field: change both together and bump
+ * PROTOCOL_VERSION (minor for additions a peer may ignore, major for anything an older peer
+ * would misread). Snapshot first, then one delta per manager event; actions get replies.
+ */
+
+export const PROTOCOL_VERSION = '1.0';
+
+/** Comm target the kernel registers; the panel opens comms to it. */
+export const KERNEL_TARGET = 'flx_ipy';
+/** Comm target the panel registers; the kernel announces itself to it on `%load_ext`. */
+export const PANEL_TARGET = 'flx_ipy.panel';
+
+export type LifecycleName =
+  | 'discovered'
+  | 'loaded'
+  | 'initialized'
+  | 'running'
+  | 'stopped'
+  | 'unloaded'
+  | 'failed'
+  | 'reloading';
+export type HealthName = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
+export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'refresh';
+export type PluginActionName = Exclude<ActionName, 'refresh'>;
+export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 'reload', 'unload'];
+
+// --- the state the panel shows --------------------------------------------------------------
+
+export interface IHealthView {
+  status: HealthName;
+  message: string;
+  checked_at: number | null;
+}
+
+export interface IReloadView {
+  ok: boolean;
+  rolled_back: boolean;
+  error: string | null;
+  duration_ms: number | null;
+  finished_at: number | null; // epoch seconds
+}
+
+export interface IPluginView {
+  name: string;
+  version: string;
+  description: string;
+  source: string;
+  state: LifecycleName;
+  health: IHealthView | null;
+  last_reload: IReloadView | null;
+  error: string | null;
+  requires: string[];
+  capabilities: string[];
+}
+
+export interface IWatcherView {
+  watching: boolean;
+  paths: string[];
+}
+
+export interface IEventView {
+  seq: number;
+  kind: string;
+  plugin: string | null;
+  time: number;
+  summary: string;
+  details: Record<string, unknown>;
+}
+
+export interface IStateView {
+  seq: number;
+  plugins: IPluginView[];
+  watcher: IWatcherView;
+  events: IEventView[];
+  flx_version: string;
+}
+
+// --- kernel -> panel -------------------------------------------------------------------------
+
+export interface IAnnounceMsg {
+  kind: 'announce';
+  protocol: string;
+  flx_version: string;
+}
+
+export interface ISnapshotMsg {
+  kind: 'snapshot';
+  protocol: string;
+  state: IStateView;
+}
+
+export interface IDeltaMsg {
+  kind: 'delta';
+  protocol: string;
+  seq: number;
+  event: IEventView | null;
+  upsert: IPluginView[];
+  remove: string[];
+  watcher: IWatcherView | null;
+}
+
+export interface IReplyMsg {
+  kind: 'reply';
+  protocol: string;
+  request_id: string;
+  action: string;
+  plugin: string | null;
+  ok: boolean;
+  message: string;
+}
+
+export interface IErrorMsg {
+  kind: 'error';
+  protocol: string;
+  code: 'version_mismatch' | 'bad_message';
+  message: string;
+}
+
+export type KernelMessage = IAnnounceMsg | ISnapshotMsg | IDeltaMsg | IReplyMsg | IErrorMsg;
+
+// --- panel -> kernel -------------------------------------------------------------------------
+
+export interface IHelloMsg {
+  kind: 'hello';
+  protocol: string;
+  client: string;
+  /** Comm id this page held before a reload: the kernel closes it (no stale comms). */
+  replaces: string | null;
+}
+
+export interface IActionMsg {
+  kind: 'action';
+  protocol: string;
+  request_id: string;
+  action: ActionName;
+  plugin: string | null;
+}
+
+function major(version: unknown): number | null {
+  if (typeof version !== 'string') {
+    return null;
+  }
+  const head = version.split('.', 1)[0];
+  return /^\d+$/.test(head) ? Number(head) : null;
+}
+
+/**
+ * `null` if a kernel speaking `theirs` can talk to this panel, else the message to show,
+ * naming both versions and the fix (same wording as the Python side).
+ */
+export function versionProblem(theirs: unknown, ours: string = PROTOCOL_VERSION): string | null {
+  if (major(theirs) !== null && major(theirs) === major(ours)) {
+    return null;
+  }
+  return (
+    `flx_ipy protocol mismatch: the JupyterLab side panel speaks protocol ${ours} but the ` +
+    `kernel's flx_ipy speaks ${String(theirs)}. Install the same flx_ipy version in the ` +
+    "kernel's environment and in JupyterLab's (pip install -U flx_ipy in both), then restart " +
+    'the kernel and reload the page.'
+  );
+}
+
+/** Narrow an incoming comm payload to a message this panel understands, or `null`. */
+export function asKernelMessage(data: unknown): KernelMessage | null {
+  if (typeof data !== 'object' || data === null) {
+    return null;
+  }
+  const kind = (data as { kind?: unknown }).kind;
+  switch (kind) {
+    case 'announce':
+    case 'snapshot':
+    case 'delta':
+    case 'reply':
+    case 'error':
+      return data as KernelMessage;
+    default:
+      return null; // a newer minor version may add kinds: ignore them
+  }
+}
+
+export function hello(replaces: string | null): IHelloMsg {
+  return { kind: 'hello', protocol: PROTOCOL_VERSION, client: 'labextension', replaces };
+}
+
+export function action(
+  requestId: string,
+  name: ActionName,
+  plugin: string | null
+): IActionMsg {
+  return { kind: 'action', protocol: PROTOCOL_VERSION, request_id: requestId, action: name, plugin };
+}

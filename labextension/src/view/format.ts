@@ -1,0 +1,54 @@
+/** Small pure formatters shared by the views. */
+import type { IPluginView, IReloadView } from '../protocol';
+
+export function ago(epochSeconds: number | null, now: number = Date.now() / 1000): string {
+  if (epochSeconds === null) {
+    return '';
+  }
+  const s = Math.max(0, Math.round(now - epochSeconds));
+  if (s < 5) {
+    return 'just now';
+  }
+  if (s < 60) {
+    return `${s} s ago`;
+  }
+  if (s < 3600) {
+    return `${Math.round(s / 60)} min ago`;
+  }
+  return new Date(epochSeconds * 1000).toLocaleTimeString();
+}
+
+export function duration(ms: number | null): string {
+  if (ms === null) {
+    return '';
+  }
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+}
+
+/** "ok · 2.1 ms · just now", "rolled back: SyntaxError ...", or "never". */
+export function reloadText(r: IReloadView | null): string {
+  if (!r) {
+    return 'never reloaded';
+  }
+  const when = ago(r.finished_at);
+  if (r.ok) {
+    return ['reloaded', duration(r.duration_ms), when].filter(Boolean).join(' · ');
+  }
+  const verdict = r.rolled_back ? 'rolled back' : 'reload failed';
+  return `${verdict}${r.error ? `: ${r.error}` : ''}${when ? ` · ${when}` : ''}`;
+}
+
+export function canRun(action: string, p: IPluginView): boolean {
+  switch (action) {
+    case 'start':
+      return ['loaded', 'initialized', 'stopped', 'failed'].includes(p.state);
+    case 'stop':
+      return p.state === 'running';
+    case 'reload':
+      return p.state !== 'unloaded' && p.state !== 'reloading';
+    case 'unload':
+      return p.state !== 'unloaded';
+    default:
+      return true;
+  }
+}
