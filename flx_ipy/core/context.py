@@ -35,6 +35,7 @@ class PluginContext:
         self.logger = logger or logging.getLogger(f"flx_ipy.plugins.{name}")
         self._data_dir = data_dir
         self._cleanups: list[tuple[str, Cleanup]] = []
+        self._run_cleanups: list[tuple[str, Cleanup]] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -51,12 +52,13 @@ class PluginContext:
         """Own ``cleanup``: it runs when the plugin stops. Returns a function that runs it early."""
         entry = (label or getattr(cleanup, "__qualname__", repr(cleanup)), cleanup)
         with self._lock:
-            self._cleanups.append(entry)
+            owner = self._run_cleanups if self._run_cleanups is not None else self._cleanups
+            owner.append(entry)
 
         def dispose() -> None:
             with self._lock:
                 try:
-                    self._cleanups.remove(entry)
+                    owner.remove(entry)
                 except ValueError:
                     return
             cleanup()
@@ -69,19 +71,37 @@ class PluginContext:
     @property
     def pending_cleanups(self) -> int:
         with self._lock:
-            return len(self._cleanups)
+            return len(self._cleanups) + len(self._run_cleanups or ())
+
+    def begin_run(self) -> None:
+        """From here on, registrations belong to this run: ``end_run`` (at stop) releases them,
+        while what ``initialize`` registered lives until unload."""
+        with self._lock:
+            if self._run_cleanups is None:
+                self._run_cleanups = []
+
+    def end_run(self) -> list[tuple[str, BaseException]]:
+        with self._lock:
+            todo, self._run_cleanups = self._run_cleanups or [], None
+        return _run_all(todo)
 
     def close(self) -> list[tuple[str, BaseException]]:
         """Run every registered cleanup, newest first; returns ``(label, error)`` for those that raised."""
+        errors = self.end_run()
         with self._lock:
-            todo, self._cleanups = self._cleanups[::-1], []
-        errors: list[tuple[str, BaseException]] = []
-        for label, fn in todo:
-            try:
-                fn()
-            except Exception as e:
-                errors.append((label, e))
-        return errors
+            todo, self._cleanups = self._cleanups, []
+        return errors + _run_all(todo)
 
     def __repr__(self) -> str:
         return f"<PluginContext {self.name!r} deps={list(self.deps)} cleanups={self.pending_cleanups}>"
+
+
+def _run_all(entries: list[tuple[str, Cleanup]]) -> list[tuple[str, BaseException]]:
+    """Run cleanups newest first; one raising never skips the rest."""
+    errors: list[tuple[str, BaseException]] = []
+    for label, fn in reversed(entries):
+        try:
+            fn()
+        except Exception as e:
+            errors.append((label, e))
+    return errors

@@ -1,0 +1,334 @@
+"""The plugin manager: one registry, one lock, every transition an event.
+
+Operations (load, start, stop, reload, unload, health) are written once in ``lifecycle.py`` as
+generators of hook calls; here they get a sync face (``pm.start``) and an awaitable twin
+(``await pm.astart``). All lifecycle operations are serialised by one lock; calls *into*
+plugins never take it, so a plugin stays callable while another is being reloaded. Events are
+published after the lock is released, so a subscriber may call back into the manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import lifecycle
+from .discovery import Candidate, Discovery
+from .errors import InvalidStateError, PluginNotFoundError
+from .events import EventBus, Subscriber
+from .hooks import HookLoop, Steps, drive_async, drive_sync
+from .record import PluginRecord
+from .reload import ReloadResult
+from .types import Event, HealthStatus, LifecycleState, PluginMetadata
+
+log = logging.getLogger("flx_ipy")
+T = TypeVar("T")
+
+__all__ = ["PluginManager", "PluginRecord", "get_manager"]
+
+
+class PluginManager:
+    """Discovers, loads, runs and hot-reloads plugins. See DESIGN.md for the contract."""
+
+    def __init__(
+        self,
+        plugin_dirs: Iterable[str | Path] = (),
+        *,
+        entry_points: bool = True,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        health_timeout: float = 5.0,
+        hook_timeout: float | None = 30.0,
+        event_history: int = 500,
+        data_root: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.discovery = Discovery(plugin_dirs=[Path(d) for d in plugin_dirs], entry_points=entry_points)
+        self.events = EventBus(history=event_history, clock=clock)
+        self.config: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (config or {}).items()}
+        self.health_timeout = health_timeout
+        self.hook_timeout = hook_timeout
+        self.data_root = Path(data_root) if data_root else None
+        self.clock = clock
+        self._records: dict[str, PluginRecord] = {}
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
+        self._hook_loop = HookLoop()
+        self._watcher: Any = None
+        self._candidates: list[Candidate] = []
+
+    # ----------------------------------------------------------------- registry & events
+    @property
+    def plugins(self) -> Mapping[str, PluginRecord]:
+        """Every loaded plugin by name (a snapshot: safe to iterate while others reload)."""
+        return dict(self._records)
+
+    def record(self, name: str) -> PluginRecord:
+        rec = self._records.get(name)
+        if rec is None:
+            known = ", ".join(sorted(self._records)) or "none loaded"
+            raise PluginNotFoundError(f"no plugin named {name!r} is loaded (loaded: {known})", name,
+                                      hint=f"load it first: `%plugin load {name}`")
+        return rec
+
+    def get(self, name: str) -> Any:
+        """The live plugin object; a reference taken now runs the new code after a reload."""
+        rec = self.record(name)
+        if rec.instance is None:
+            raise InvalidStateError(f"{name}: has no live object ({rec.status})", name,
+                                    hint=f"`%plugin load {name}` again")
+        return rec.instance
+
+    def status(self, name: str) -> LifecycleState:
+        return self.record(name).status
+
+    def subscribe(self, callback: Subscriber, *, replay: bool = False) -> Callable[[], None]:
+        return self.events.subscribe(callback, replay=replay)
+
+    def _emit(self, kind: str, plugin: str | None = None, **details: Any) -> None:
+        """Queue an event; it is published when the running operation releases the lock."""
+        if self._owner == threading.get_ident():
+            self._pending.append((kind, plugin, details))
+        else:
+            self.events.publish(kind, plugin, **details)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for kind, plugin, details in pending:
+            self.events.publish(kind, plugin, **details)
+
+    # ----------------------------------------------------------------- locking
+    @contextmanager
+    def _locked(self, timeout: float = 60.0) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise InvalidStateError(
+                "the plugin manager is already running an operation on this thread (a hook called "
+                "back into the manager, or an awaited operation is still in progress)",
+                hint="call it after the hook returns, or `await` the a-prefixed twin")
+        if not self._lock.acquire(timeout=timeout):
+            raise InvalidStateError(f"the plugin manager stayed busy for {timeout:g} s",
+                                    hint="a plugin hook may be hanging; see `%plugin log`")
+        self._owner = me
+        try:
+            yield
+        finally:
+            self._owner = None
+            self._lock.release()
+            self._flush()
+
+    @asynccontextmanager
+    async def _alocked(self, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while not self._lock.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                raise InvalidStateError(f"the plugin manager stayed busy for {timeout:g} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        self._owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._owner = None
+            self._lock.release()
+            self._flush()
+
+    def _run(self, steps: Steps[T]) -> T:
+        with self._locked():
+            return drive_sync(steps, self._hook_loop)
+
+    async def _arun(self, steps: Steps[T]) -> T:
+        async with self._alocked():
+            return await drive_async(steps)
+
+    # ----------------------------------------------------------------- discovery
+    def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
+        """List plugins from entry points and plugin folders, without importing them.
+
+        Broken candidates are kept in ``discovery_errors`` (and emitted as ``discovered``
+        events with an ``error``); discovery never raises because one plugin is broken.
+        """
+        if dirs:
+            self.discovery.add_dirs(*dirs)
+        cands = self.discovery.scan(rescan=rescan)
+        new_keys = {(c.name, c.target, c.error) for c in cands}
+        old_keys = {(c.name, c.target, c.error) for c in self._candidates}
+        self._candidates = cands
+        for c in cands:
+            if (c.name, c.target, c.error) not in old_keys:
+                self._emit("discovered", c.name, target=c.target, source=c.source, error=c.error)
+        del new_keys
+        return [c.metadata for c in cands if c.ok and c.metadata is not None]
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return list(self._candidates)
+
+    @property
+    def discovery_errors(self) -> list[Candidate]:
+        return [c for c in self._candidates if not c.ok]
+
+    def _resolve(self, target: str) -> tuple[str | None, Candidate | None]:
+        """A discovered name resolves to its candidate's target; anything else passes through."""
+        cand = self.discovery.find(target) if target.isidentifier() or "-" in target else None
+        if cand is None and (target.isidentifier() or "-" in target) and not self._candidates:
+            self.discover()
+            cand = self.discovery.find(target)
+        if cand is not None and not cand.ok:
+            return None, cand
+        return (cand.target if cand else None), cand
+
+    # ----------------------------------------------------------------- operations
+    def load(self, target: str | Path, start: bool = False, *, config: Mapping[str, Any] | None = None
+             ) -> PluginRecord:
+        """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder)."""
+        rec = self._run(lifecycle.load_steps(self, str(target), config))
+        if start:
+            self.start(rec.name)
+        return rec
+
+    async def aload(self, target: str | Path, start: bool = False, *,
+                    config: Mapping[str, Any] | None = None) -> PluginRecord:
+        rec = await self._arun(lifecycle.load_steps(self, str(target), config))
+        if start:
+            await self.astart(rec.name)
+        return rec
+
+    def initialize(self, name: str) -> PluginRecord:
+        return self._run(lifecycle.initialize_steps(self, name))
+
+    async def ainitialize(self, name: str) -> PluginRecord:
+        return await self._arun(lifecycle.initialize_steps(self, name))
+
+    def start(self, name: str) -> PluginRecord:
+        """Start ``name`` (its dependencies first). Starting a running plugin is refused."""
+        return self._run(lifecycle.start_steps(self, name))
+
+    async def astart(self, name: str) -> PluginRecord:
+        return await self._arun(lifecycle.start_steps(self, name))
+
+    def stop(self, name: str) -> PluginRecord:
+        """Stop ``name`` (running dependants first); every cleanup runs even if one raises."""
+        return self._run(lifecycle.stop_steps(self, name))
+
+    async def astop(self, name: str) -> PluginRecord:
+        return await self._arun(lifecycle.stop_steps(self, name))
+
+    def unload(self, name: str) -> None:
+        self._run(lifecycle.unload_steps(self, name))
+
+    async def aunload(self, name: str) -> None:
+        await self._arun(lifecycle.unload_steps(self, name))
+
+    def reload(self, name: str, *, force: bool = True) -> ReloadResult:
+        """Swap in the plugin's current source; on any failure the old version keeps running."""
+        return self._run(lifecycle.reload_steps(self, name, force=force))
+
+    async def areload(self, name: str, *, force: bool = True) -> ReloadResult:
+        return await self._arun(lifecycle.reload_steps(self, name, force=force))
+
+    def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
+        """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""
+        if name is not None:
+            return drive_sync(lifecycle.health_steps(self, name), self._hook_loop)
+        return {n: drive_sync(lifecycle.health_steps(self, n), self._hook_loop) for n in list(self._records)}
+
+    async def ahealth(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
+        if name is not None:
+            return await drive_async(lifecycle.health_steps(self, name))
+        return {n: await drive_async(lifecycle.health_steps(self, n)) for n in list(self._records)}
+
+    def state(self, name: str) -> dict[str, Any]:
+        """What the plugin would hand to its next version (its ``save_state`` or attributes)."""
+        return drive_sync(lifecycle.state_steps(self, name), self._hook_loop)
+
+    # ----------------------------------------------------------------- hot reload
+    def apply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
+        """Reload every plugin affected by changed ``paths`` (what the watcher calls).
+
+        Exactly the affected plugins, each once; a path whose content did not change does
+        nothing. Usable without a watcher (tests feed change sets here).
+        """
+        return self._run(lifecycle.apply_changes_steps(self, [str(p) for p in paths], force=force))
+
+    async def aapply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
+        return await self._arun(lifecycle.apply_changes_steps(self, [str(p) for p in paths], force=force))
+
+    def watch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
+        """Watch the loaded plugins' sources (or ``paths``). Returns once armed: a save made right
+        after it returns is seen. Options go to ``Watcher`` (debounce, step, settle, applier, source)."""
+        from .watcher import Watcher
+
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._watcher = Watcher(self, paths=[str(p) for p in paths] if paths else None, **options)
+        self._watcher.start()
+        self._emit("watch_started", None, paths=self._watcher.paths)
+        return self._watcher
+
+    def unwatch(self) -> None:
+        w, self._watcher = self._watcher, None
+        if w is not None:
+            w.stop()
+            self._emit("watch_stopped", None)
+
+    @property
+    def watcher(self) -> Any:
+        return self._watcher
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.running
+
+    @property
+    def watched_paths(self) -> list[str]:
+        return list(self._watcher.paths) if self._watcher is not None else []
+
+    def watch_roots(self) -> list[str]:
+        """Folders holding loaded plugins' sources (watched by default)."""
+        roots = {r.root for r in self._records.values() if r.root}
+        return sorted(roots)
+
+    # ----------------------------------------------------------------- teardown
+    def close(self) -> None:
+        """Stop watching, stop and unload everything (dependants first), stop the hook loop."""
+        self.unwatch()
+        for name in lifecycle.shutdown_order(self):
+            try:
+                self.unload(name)
+            except Exception:
+                log.exception("flx_ipy: unloading %s during close failed", name)
+        self._hook_loop.close()
+
+    def history(self, n: int | None = None) -> list[Event]:
+        return self.events.history(n)
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{n}={r.status}" for n, r in self._records.items())
+        return f"<PluginManager {len(self._records)} plugins: {states or 'none'}>"
+
+
+_default: PluginManager | None = None
+_default_lock = threading.Lock()
+
+
+def get_manager() -> PluginManager:
+    """The process's (kernel's) one manager, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = PluginManager()
+        return _default
+
+
+def _set_default(pm: PluginManager | None) -> None:
+    global _default
+    with _default_lock:
+        _default = pm

@@ -1,0 +1,323 @@
+"""Swap a plugin's code in place, as one transaction that can be undone exactly.
+
+How (and why not the alternatives, all measured — see ``shared/notes/kernel-async.md``):
+
+* Each module is re-executed **into its own dict** (as ``importlib.reload`` does), compiled
+  from the bytes just read, so functions keep one ``__globals__`` and no ``.pyc`` can be stale.
+  Names the old source defined at top level and the new one no longer does are removed;
+  names created at run time are left alone. The dict is snapshotted first, so a rollback puts
+  back every binding — and never leaves a moment where an existing name is missing, so a call
+  on another thread runs the old or the new version, never neither.
+* Each old class object is **patched with the new class's namespace** (and the zero-arg
+  ``super()`` ``__class__`` cell re-pointed to it), then the module name is bound back to the
+  old class. Instances, bound methods, ``isinstance`` checks and pickles keep working and run
+  the new code, with no heap walk (IPython's superreload walks the heap: 152 ms at 10 M objects).
+* What cannot be patched in place — a changed ``__slots__`` layout, changed Enum members, a
+  different metaclass or an incompatible base — is reported in ``unpatchable`` so the manager
+  moves the plugin onto a fresh instance through its state.
+"""
+
+from __future__ import annotations
+
+import dis
+import enum
+import os
+import sys
+import time
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import CodeType, ModuleType
+from typing import Any
+
+from .loader import digest, source_hashes, sources
+
+_MISSING = object()
+_SKIP_ATTRS = frozenset({"__dict__", "__weakref__"})
+_names_cache: dict[str, frozenset[str] | None] = {}
+
+
+@dataclass
+class ReloadResult:
+    """The outcome of one reload. ``ok`` False with ``rolled_back`` True: the previous version
+    (code and state) is still running; ``error`` says why, ``where`` is ``file:line``."""
+
+    plugin: str
+    ok: bool
+    rolled_back: bool = False
+    error: str | None = None
+    duration: float = 0.0
+    finished_at: float = 0.0
+    changed: bool = True
+    modules: list[str] = field(default_factory=list)
+    phase: str = ""
+    where: str | None = None
+    traceback: str | None = None
+    notes: list[str] = field(default_factory=list)
+    recreated: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def summary(self) -> str:
+        ms = f"{self.duration * 1000:.1f} ms"
+        if self.ok:
+            extra = f" ({'; '.join(self.notes)})" if self.notes else ""
+            return f"{self.plugin}: reloaded in {ms}{extra}" if self.changed else f"{self.plugin}: unchanged"
+        at = f" at {self.where}" if self.where else ""
+        tail = "previous version still running" if self.rolled_back else "plugin not running"
+        return f"{self.plugin}: reload failed in {self.phase}{at}: {self.error} — {tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "ok": self.ok, "rolled_back": self.rolled_back,
+                "error": self.error, "duration": self.duration, "finished_at": self.finished_at,
+                "changed": self.changed, "phase": self.phase, "where": self.where,
+                "notes": list(self.notes), "recreated": self.recreated}
+
+
+def top_level_names(code: CodeType) -> frozenset[str] | None:
+    """Names a module's top-level code binds; None if it does ``from x import *``."""
+    names = set()
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_NAME", "STORE_GLOBAL"):
+            names.add(ins.argval)
+        elif ins.opname == "IMPORT_STAR":
+            return None
+    return frozenset(names)
+
+
+def _names_for(source: bytes, path: str) -> frozenset[str] | None:
+    key = digest(source)
+    if key not in _names_cache:
+        try:
+            _names_cache[key] = top_level_names(compile(source, path, "exec", dont_inherit=True))
+        except SyntaxError:
+            _names_cache[key] = None
+        if len(_names_cache) > 4096:
+            _names_cache.pop(next(iter(_names_cache)))
+    return _names_cache[key]
+
+
+def module_file(mod: ModuleType) -> str | None:
+    f = getattr(mod, "__file__", None)
+    if not f or not f.endswith(".py"):
+        return None
+    return os.path.normcase(os.path.abspath(f))
+
+
+def read_source(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _walk_functions(value: Any, depth: int = 0) -> Iterator[types.FunctionType]:
+    """Functions reachable from a class attribute: through descriptors, ``__wrapped__`` and
+    closure cells (decorators), a few levels deep."""
+    if depth > 4:
+        return
+    if isinstance(value, (staticmethod, classmethod)):
+        yield from _walk_functions(value.__func__, depth + 1)
+    elif isinstance(value, property):
+        for f in (value.fget, value.fset, value.fdel):
+            if f is not None:
+                yield from _walk_functions(f, depth + 1)
+    elif isinstance(value, types.FunctionType):
+        yield value
+        for cell in value.__closure__ or ():
+            try:
+                inner = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(inner, (types.FunctionType, staticmethod, classmethod, property)):
+                yield from _walk_functions(inner, depth + 1)
+        wrapped = getattr(value, "__wrapped__", None)
+        if wrapped is not None:
+            yield from _walk_functions(wrapped, depth + 1)
+
+
+def _repoint_class_cells(value: Any, new: type, old: type) -> None:
+    for fn in _walk_functions(value):
+        code = fn.__code__
+        if "__class__" in code.co_freevars and fn.__closure__:
+            cell = fn.__closure__[code.co_freevars.index("__class__")]
+            try:
+                if cell.cell_contents is new:
+                    cell.cell_contents = old
+            except ValueError:
+                pass
+
+
+def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...]) -> str | None:
+    """Why ``old`` cannot take ``new``'s code in place (None: it can)."""
+    if type(old) is not type(new):
+        return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
+    if vars(old).get("__slots__", _MISSING) != vars(new).get("__slots__", _MISSING):
+        return "its __slots__ changed"
+    if issubclass(old, enum.Enum):
+        if list(old.__members__) != list(new.__members__) or any(
+                old.__members__[k].value != new.__members__[k].value for k in old.__members__):
+            return "its Enum members changed"
+    if old.__basicsize__ != new.__basicsize__ or old.__itemsize__ != new.__itemsize__:
+        return "its memory layout changed"
+    if mapped_bases != old.__bases__:
+        try:
+            probe = type("probe", old.__bases__, {"__slots__": ()} if "__slots__" in vars(old) else {})
+            probe.__bases__ = mapped_bases
+        except TypeError as e:
+            return f"its base classes changed incompatibly ({e})"
+    return None
+
+
+@dataclass
+class _ModuleSnap:
+    module: ModuleType
+    path: str
+    dict_before: dict[str, Any]
+    classes: list[tuple[type, dict[str, Any], tuple[type, ...]]] = field(default_factory=list)
+    source_before: bytes | None = None
+
+
+class CodeSwap:
+    """Re-execute ``modules`` (already in import order) in place, patch their classes.
+
+    ``prepare()`` reads and compiles everything first and changes nothing; ``apply()``
+    executes; ``rollback()`` undoes ``apply`` exactly (module dicts and class namespaces).
+    """
+
+    def __init__(self, modules: Sequence[ModuleType], new_sources: dict[str, bytes] | None = None) -> None:
+        self.modules = list(modules)
+        self._given = new_sources or {}
+        self.codes: list[tuple[ModuleType, str, bytes, CodeType]] = []
+        self.snaps: list[_ModuleSnap] = []
+        self.class_map: dict[type, type] = {}  # new class -> old (patched) class
+        self.unpatchable: dict[str, str] = {}  # "module.Class" -> reason
+        self.changed = False
+        self.compile_time = 0.0
+
+    def prepare(self) -> bool:
+        """Read and compile every module's source; True if any content differs from what runs."""
+        t0 = time.perf_counter()
+        for mod in self.modules:
+            path = module_file(mod)
+            if path is None:
+                continue
+            data = self._given.get(path)
+            if data is None:
+                data = read_source(path)
+            code = compile(data, mod.__file__ or path, "exec", dont_inherit=True)
+            if source_hashes.get(path) != digest(data):
+                self.changed = True
+            self.codes.append((mod, path, data, code))
+        self.compile_time = time.perf_counter() - t0
+        return self.changed
+
+    def apply(self) -> None:
+        for mod, path, data, code in self.codes:
+            snap = _ModuleSnap(mod, path, dict(mod.__dict__), source_before=sources.get(path))
+            for value in snap.dict_before.values():
+                if isinstance(value, type) and value.__module__ == mod.__name__:
+                    snap.classes.append((value, dict(vars(value)), value.__bases__))
+            self.snaps.append(snap)
+            self._exec_one(mod, path, data, code, snap)
+
+    def _exec_one(self, mod: ModuleType, path: str, data: bytes, code: CodeType, snap: _ModuleSnap) -> None:
+        ns = mod.__dict__
+        old_src = snap.source_before
+        old_names = _names_for(old_src, path) if old_src is not None else None
+        exec(code, ns)
+        new_names = top_level_names(code)
+        if old_names is not None and new_names is not None:
+            for stale in old_names - new_names:
+                if not stale.startswith("__"):
+                    ns.pop(stale, None)
+        old_classes = {c.__qualname__: c for c, _, _ in snap.classes}
+        for name, value in list(ns.items()):
+            if not (isinstance(value, type) and value.__module__ == mod.__name__):
+                continue
+            old = old_classes.get(value.__qualname__)
+            if old is None or old is value:
+                continue
+            self._patch_class(old, value, mod, name)
+        sources[path] = data
+        source_hashes[path] = digest(data)
+
+    def _patch_class(self, old: type, new: type, mod: ModuleType, name: str) -> None:
+        mapped = tuple(self.class_map.get(b, b) for b in new.__bases__)
+        reason = unpatchable_reason(old, new, mapped)
+        if reason:
+            self.unpatchable[f"{mod.__name__}.{name}"] = reason
+            return
+        if mapped != old.__bases__:
+            old.__bases__ = mapped
+        new_dict = vars(new)
+        for k, v in new_dict.items():
+            if k in _SKIP_ATTRS or isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+                continue
+            _repoint_class_cells(v, new, old)
+            setattr(old, k, v)
+        for k in list(vars(old)):
+            if k not in new_dict and k not in _SKIP_ATTRS and not isinstance(
+                    vars(old)[k], (types.MemberDescriptorType, types.GetSetDescriptorType)):
+                delattr(old, k)
+        mod.__dict__[name] = old
+        self.class_map[new] = old
+
+    def rollback(self) -> None:
+        """Put every module dict and patched class back exactly as before ``apply``."""
+        for snap in reversed(self.snaps):
+            for cls, before, bases in snap.classes:
+                if cls.__bases__ != bases:
+                    try:
+                        cls.__bases__ = bases
+                    except TypeError:
+                        pass
+                for k in list(vars(cls)):
+                    if k not in before and k not in _SKIP_ATTRS:
+                        try:
+                            delattr(cls, k)
+                        except (AttributeError, TypeError):
+                            pass
+                for k, v in before.items():
+                    if k in _SKIP_ATTRS or vars(cls).get(k, _MISSING) is v:
+                        continue
+                    if isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+                        continue
+                    try:
+                        setattr(cls, k, v)
+                    except (AttributeError, TypeError):
+                        pass
+            ns = snap.module.__dict__
+            for k in list(ns):
+                if k not in snap.dict_before:
+                    del ns[k]
+            for k, v in snap.dict_before.items():
+                if ns.get(k, _MISSING) is not v:
+                    ns[k] = v
+            if snap.source_before is not None:
+                sources[snap.path] = snap.source_before
+                source_hashes[snap.path] = digest(snap.source_before)
+        self.snaps.clear()
+
+
+def remember_source(mod: ModuleType) -> None:
+    """Record the source a freshly imported module ran, so its first reload can tell stale names."""
+    path = module_file(mod)
+    if path and path not in sources:
+        try:
+            data = read_source(path)
+        except OSError:
+            return
+        sources[path] = data
+        source_hashes.setdefault(path, digest(data))
+
+
+def modules_under(root: str) -> dict[str, ModuleType]:
+    """Modules in ``sys.modules`` whose file lies under ``root`` (a plugin's folder)."""
+    root = os.path.normcase(os.path.abspath(root))
+    prefix = root + os.sep
+    out = {}
+    for name, mod in list(sys.modules.items()):
+        f = module_file(mod) if isinstance(mod, ModuleType) else None
+        if f and (f.startswith(prefix)):
+            out[name] = mod
+    return out

@@ -1,0 +1,399 @@
+"""The reload transaction: prepare fully, then hand over; on any failure the old keeps running.
+
+validate (read + compile every affected module) → save state → stop → swap code (re-execute
+in import order, patch classes in place) → validate the new class → restore state → start.
+A failure at any step undoes the swap and the instance's attributes exactly and starts the
+old code again (Vite's HMR as a transaction). A failed version is remembered by content hash,
+so the same broken save is not retried until the file changes again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import graph as import_graph
+from .errors import FlxError, InvalidStateError
+from .hooks import Steps
+from .lifecycle import (
+    _call,
+    _fail,
+    _has_hook,
+    _one_line,
+    coerce_state,
+    dependants,
+    module_files,
+    norm,
+    plugin_modules,
+    plugin_traceback,
+)
+from .loader import digest, source_hashes, sources
+from .record import PluginRecord
+from .reload import CodeSwap, ReloadResult, module_file, read_source
+from .types import LifecycleState, PluginState
+from .validators import validate_plugin_class
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from .manager import PluginManager
+
+S = LifecycleState
+_graph_cache: dict[tuple[tuple[str, str], ...], dict[str, set[str]]] = {}
+
+
+class _Abort(Exception):
+    def __init__(self, phase: str, error: BaseException) -> None:
+        self.phase = phase
+        self.error = error
+
+
+def _snapshot(inst: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Instance attributes as they were (``__dict__`` and slots), to restore on rollback."""
+    d = dict(vars(inst)) if hasattr(inst, "__dict__") else None
+    slots: dict[str, Any] = {}
+    for klass in type(inst).__mro__:
+        for s in getattr(klass, "__slots__", ()) if isinstance(getattr(klass, "__slots__", ()), (tuple, list)) else ():
+            if s not in ("__dict__", "__weakref__") and hasattr(inst, s):
+                slots[s] = getattr(inst, s)
+    return d, slots
+
+
+def _restore(inst: Any, snap: tuple[dict[str, Any] | None, dict[str, Any]]) -> None:
+    d, slots = snap
+    if d is not None:
+        cur = vars(inst)
+        for k in [k for k in cur if k not in d]:
+            del cur[k]
+        for k, v in d.items():
+            if cur.get(k, d) is not v:
+                cur[k] = v
+    for k, v in slots.items():
+        try:
+            setattr(inst, k, v)
+        except AttributeError:
+            pass
+
+
+def _fresh_instance(new_cls: type, old: Any) -> Any:
+    """A new object of ``new_cls`` carrying the old one's attributes (layout changes)."""
+    inst = new_cls.__new__(new_cls)
+    d, slots = _snapshot(old)
+    if d is not None and hasattr(inst, "__dict__"):
+        vars(inst).update(d)
+    for k, v in {**slots, **({} if hasattr(inst, "__dict__") else (d or {}))}.items():
+        try:
+            setattr(inst, k, v)
+        except AttributeError:
+            pass
+    return inst
+
+
+def _fill_dataclass_fields(inst: Any) -> list[str]:
+    """New dataclass fields with defaults, set on the live instance (its identity is kept)."""
+    added = []
+    if dataclasses.is_dataclass(inst) and hasattr(inst, "__dict__"):
+        for f in dataclasses.fields(inst):
+            if f.name in vars(inst):
+                continue
+            if f.default_factory is not dataclasses.MISSING:
+                setattr(inst, f.name, f.default_factory())
+                added.append(f.name)
+            elif f.default is not dataclasses.MISSING:
+                added.append(f.name)  # class attribute already provides it
+    return added
+
+
+def _modules_to_exec(rec: PluginRecord, force: bool, batch_done: set[str],
+                     new_sources: dict[str, bytes]) -> tuple[list[ModuleType], bool]:
+    """Which of the plugin's modules to re-execute, in import order, and whether the plugin's
+    own module is among them (if not, this change does not affect the plugin)."""
+    mods = {m.__name__: m for m in plugin_modules(rec)}
+    cls_mod = rec.cls.__module__ if rec.cls is not None else rec.module.__name__  # type: ignore[union-attr]
+    changed: set[str] = set()
+    srcs: dict[str, tuple[bytes, bool]] = {}
+    for name, mod in mods.items():
+        path = module_file(mod)
+        if path is None:
+            continue
+        data = new_sources.get(path)
+        if data is None:
+            try:
+                data = read_source(path)
+            except OSError:
+                continue  # deleted: keep running what we have
+            new_sources[path] = data
+        srcs[name] = (data, hasattr(mod, "__path__"))
+        if source_hashes.get(path) != digest(data):
+            changed.add(name)
+    if force:
+        changed.add(cls_mod)
+    if len(mods) == 1:
+        affected = set(changed) | (batch_done & set(mods))
+        return ([mods[cls_mod]] if cls_mod in affected and cls_mod not in batch_done else []), cls_mod in affected
+    key = tuple(sorted((n, digest(s)) for n, (s, _) in srcs.items()))
+    graph = _graph_cache.get(key)
+    if graph is None:
+        graph = import_graph.build_graph(srcs)
+        _graph_cache[key] = graph
+        if len(_graph_cache) > 256:
+            _graph_cache.pop(next(iter(_graph_cache)))
+    closure = import_graph.dependants_closure(changed | (batch_done & set(mods)), graph)
+    order = import_graph.import_order(closure - batch_done, graph)
+    return [mods[n] for n in order if n in mods], cls_mod in closure
+
+
+def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
+                 batch_done: set[str] | None = None,
+                 new_sources: dict[str, bytes] | None = None) -> Steps[ReloadResult]:
+    rec = pm.record(name)
+    if rec.status == S.FAILED:
+        raise InvalidStateError(
+            f"{name} has failed ({rec.error}); a failed plugin is not reloaded", name,
+            hint=f"fix it and `%plugin start {name}`, or unload and load it again")
+    if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
+        raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
+    t0 = time.perf_counter()
+    batch_done = batch_done if batch_done is not None else set()
+    new_sources = new_sources if new_sources is not None else {}
+    result = ReloadResult(plugin=name, ok=True)
+    prev_status = rec.status
+    was_running = prev_status == S.RUNNING
+    inst = rec.instance
+    old_cls, old_meta = rec.cls, rec.metadata
+
+    def finish(res: ReloadResult) -> ReloadResult:
+        res.duration = time.perf_counter() - t0
+        res.finished_at = time.time()
+        return res
+
+    modules, affected = _modules_to_exec(rec, force, batch_done, new_sources)
+    if not affected:
+        result.changed = False
+        return finish(result)
+    swap = CodeSwap(modules, new_sources)
+    result.modules = [m.__name__ for m in modules]
+    try:
+        swap.prepare()
+    except Exception as e:  # syntax error, unreadable file: nothing has changed yet
+        return finish(_failed(pm, rec, result, "compile", e, new_sources, rolled_back=True))
+
+    rec.status = S.RELOADING
+    pm._emit("reloading", name, modules=result.modules)
+    snap = _snapshot(inst)
+    saved: PluginState | None = None
+    new_inst = inst
+    stopped = False
+    try:
+        try:
+            if _has_hook(inst, "save_state") and rec.initialized:
+                saved = coerce_state(rec, (yield _call(pm, rec, "save_state")))
+        except Exception as e:
+            raise _Abort("save_state", e) from e
+        if was_running:
+            try:
+                if _has_hook(inst, "stop"):
+                    yield _call(pm, rec, "stop")
+            except Exception as e:
+                raise _Abort("stop", e) from e
+            finally:
+                stopped = True
+                if rec.context is not None:
+                    rec.context.end_run()
+        try:
+            swap.apply()
+        except Exception as e:
+            raise _Abort("import", e) from e
+        new_cls = getattr(rec.module, old_cls.__name__, None) if old_cls is not None else None
+        if new_cls is None or not isinstance(new_cls, type):
+            raise _Abort("validate", FlxError(
+                f"class {old_cls.__name__ if old_cls else '?'} is no longer defined in {rec.source}"))
+        vres = validate_plugin_class(new_cls)
+        if not vres.ok:
+            raise _Abort("validate", FlxError(str(vres)))
+        if new_cls.metadata.name != name:
+            raise _Abort("validate", FlxError(
+                f"metadata.name changed from {name!r} to {new_cls.metadata.name!r}; renaming needs "
+                f"`%plugin unload {name}` then load"))
+        reason = next((r for k, r in swap.unpatchable.items() if k.endswith("." + old_cls.__name__)), None)  # type: ignore[union-attr]
+        if new_cls is not old_cls:
+            new_inst = _fresh_instance(new_cls, inst)
+            result.recreated = True
+            result.notes.append(f"new instance: {reason or 'class replaced'}; state carried over"
+                                " (references taken earlier still see the old object)")
+        added = _fill_dataclass_fields(new_inst)
+        if added:
+            result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
+        rec.instance = new_inst
+        try:
+            if saved is not None and _has_hook(new_inst, "restore_state"):
+                yield _call(pm, rec, "restore_state", saved)
+        except Exception as e:
+            raise _Abort("restore_state", e) from e
+        if was_running:
+            if rec.context is not None:
+                rec.context.begin_run()
+            try:
+                if _has_hook(new_inst, "start"):
+                    yield _call(pm, rec, "start")
+            except Exception as e:
+                if rec.context is not None:
+                    rec.context.end_run()
+                raise _Abort("start", e) from e
+    except _Abort as abort:
+        swap.rollback()
+        rec.instance = inst
+        _restore(inst, snap)
+        if stopped and was_running:
+            if rec.context is not None:
+                rec.context.begin_run()
+            try:
+                if _has_hook(inst, "start"):
+                    yield _call(pm, rec, "start")
+            except Exception as e:  # the old version cannot run again either
+                if rec.context is not None:
+                    rec.context.end_run()
+                _fail(pm, rec, e, "restart after rollback")
+                res = _failed(pm, rec, result, abort.phase, abort.error, new_sources, rolled_back=False)
+                return finish(res)
+        rec.status = prev_status
+        return finish(_failed(pm, rec, result, abort.phase, abort.error, new_sources, rolled_back=True))
+
+    rec.cls = new_cls
+    rec.metadata = new_cls.metadata
+    rec.status = prev_status
+    rec.error = None
+    rec.error_detail = None
+    rec.failed_hashes.clear()
+    rec.reload_count += 1
+    rec.files = module_files(rec)
+    batch_done.update(result.modules)
+    result.changed = swap.changed or force
+    finish(result)
+    rec.last_reload = result
+    pm._emit("reloaded", name, duration=result.duration, version=rec.version,
+             previous_version=old_meta.version, modules=result.modules, notes=list(result.notes))
+    for dep in dependants(pm, name):
+        drec = pm._records[dep]
+        restart = bool(getattr(drec.instance, "restart_on_dependency_reload", False))
+        pm._emit("dependency_reloaded", dep, dependency=name, restart=restart and drec.running)
+        if restart and drec.running:
+            from .lifecycle import _start_one, _stop_one
+
+            yield from _stop_one(pm, drec)
+            yield from _start_one(pm, drec)
+    return result
+
+
+def _failed(pm: PluginManager, rec: PluginRecord, result: ReloadResult, phase: str, error: BaseException,
+            new_sources: dict[str, bytes], *, rolled_back: bool) -> ReloadResult:
+    detail, where = plugin_traceback(error, rec.files)
+    result.ok = False
+    result.rolled_back = rolled_back
+    result.phase = phase
+    result.error = _one_line(error)
+    result.where = where
+    result.traceback = detail
+    for path, data in new_sources.items():
+        if path in rec.files:
+            rec.failed_hashes[path] = digest(data)
+    tail = "previous version still running" if rolled_back and rec.status == S.RUNNING else (
+        "previous version kept" if rolled_back else "plugin failed")
+    rec.error = f"reload failed in {phase}: {result.error}" + (f" ({where})" if where else "") + f" — {tail}"
+    rec.error_detail = detail
+    rec.last_reload = result
+    pm._emit("reload_failed", rec.name, phase=phase, error=result.error, where=where,
+             rolled_back=rolled_back)
+    return result
+
+
+def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = False) -> Steps[list[ReloadResult]]:
+    """Reload exactly the plugins whose files changed, dependencies before dependants."""
+    changed = {norm(p) for p in paths}
+    new_sources: dict[str, bytes] = {}
+    for p in changed:
+        try:
+            new_sources[p] = read_source(p)
+        except OSError:
+            pass
+    results: list[ReloadResult] = []
+    batch_done: set[str] = set()
+    for name in _affected_order(pm, changed):
+        rec = pm._records.get(name)
+        if rec is None:
+            continue
+        touched = [p for p in changed if p in rec.files or _under(p, rec.package_dir)]
+        if not force and touched and all(
+                new_sources.get(p) is not None and (
+                    rec.failed_hashes.get(p) == digest(new_sources[p])
+                    or (source_hashes.get(p) == digest(new_sources[p]) and not batch_done))
+                for p in touched):
+            continue  # a save that changes nothing (or the same broken content again)
+        if rec.status == S.FAILED:
+            results.append((yield from _retry_failed(pm, rec, new_sources)))
+            continue
+        if rec.status in (S.RELOADING, S.UNLOADED):
+            continue
+        res = yield from reload_steps(pm, name, force=force, batch_done=batch_done, new_sources=new_sources)
+        if res.changed or not res.ok:
+            results.append(res)
+    return results
+
+
+def _under(path: str, folder: str | None) -> bool:
+    return bool(folder) and path.startswith(folder + "/") and path.endswith(".py")  # type: ignore[operator]
+
+
+def _affected_order(pm: PluginManager, changed: set[str]) -> list[str]:
+    hit = [n for n, r in pm._records.items()
+           if any(p in r.files or _under(p, r.package_dir) or (r.module is None and norm(r.target) == p)
+                  for p in changed)]
+    from .lifecycle import dependency_order
+
+    order: list[str] = []
+    for n in sorted(hit):
+        try:
+            chain = dependency_order(pm, n)
+        except Exception:
+            chain = [n]
+        for c in chain:
+            if c in hit and c not in order:
+                order.append(c)
+    return order
+
+
+def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, bytes]) -> Steps[ReloadResult]:
+    """A failed plugin whose file changed: re-execute its code and start it again if it was
+    meant to run (fix → save → running, no command needed)."""
+    t0 = time.perf_counter()
+    result = ReloadResult(plugin=rec.name, ok=True)
+    mods = [m for m in plugin_modules(rec) if module_file(m)]
+    swap = CodeSwap(mods, new_sources)
+    try:
+        swap.prepare()
+        swap.apply()
+        new_cls = getattr(rec.module, rec.cls.__name__) if rec.cls is not None else None
+        if new_cls is None:
+            raise FlxError(f"{rec.name}: plugin class is gone from {rec.source}")
+        validate_plugin_class(new_cls).raise_if_problems(rec.name)
+        if new_cls is not rec.cls and rec.instance is not None:
+            rec.instance = _fresh_instance(new_cls, rec.instance)
+        rec.cls, rec.metadata = new_cls, new_cls.metadata
+        rec.status = S.INITIALIZED if rec.initialized else S.LOADED
+        if rec.want_running:
+            from .lifecycle import start_steps
+
+            yield from start_steps(pm, rec.name)
+    except Exception as e:
+        result.duration = time.perf_counter() - t0
+        if rec.status != S.FAILED:
+            _fail(pm, rec, e, "retry")
+        return _failed(pm, rec, result, "retry", e, new_sources, rolled_back=False)
+    rec.failed_hashes.clear()
+    rec.error = None
+    result.duration = time.perf_counter() - t0
+    result.finished_at = time.time()
+    rec.last_reload = result
+    pm._emit("reloaded", rec.name, duration=result.duration, version=rec.version, retried=True)
+    return result
