@@ -1,0 +1,496 @@
+"""Where plugins come from, listed without importing a single one of them.
+
+Listing must be safe and cheap: a broken plugin, or one whose import is slow or has side
+effects, must not stop the others from being listed, and ``%plugin list`` runs often. So
+discovery reads source text and never executes it:
+
+- Entry points (group ``flx_ipy.plugins``, value ``module:Class``) are read straight from the
+  ``*.dist-info``/``*.egg-info`` folders on ``sys.path`` — only ``entry_points.txt`` files, and
+  only the group's section — instead of through ``importlib.metadata``, which builds objects for
+  every distribution and every entry point of every group. The plugin's module file is located
+  on disk (no import of it or of its parent packages) and its ``metadata = PluginMetadata(...)``
+  is read from the text.
+- Plugin folders: each ``*.py`` module and package directly inside is parsed with ``ast``.
+
+A scan is cached under a key of one ``os.stat`` per ``sys.path`` entry, plugin folder and plugin
+source file, so a package installed into the running process (a new ``*.dist-info`` changes its
+directory) or an edited plugin is noticed on the next call, and an unchanged world costs only
+those stats. Timestamps can be coarser than the interval between two changes, so a scan that
+saw a file modified just before it started is not trusted ("racy git") and the next call scans
+again.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import PluginValidationError
+from .types import PluginMetadata
+from .validators import NotStaticError, build_metadata, metadata_call_fields, read_source
+
+__all__ = ["DEFAULT_GROUP", "Candidate", "Discovery"]
+
+DEFAULT_GROUP = "flx_ipy.plugins"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One plugin found by discovery: its metadata, or the error that names its source.
+
+    ``target`` is what ``PluginManager.load`` accepts (``module:Class`` for entry points,
+    ``/abs/file.py:Class`` or ``/abs/pkgdir:Class`` for folders). ``note`` says when the metadata
+    shown is a stand-in because the real one could not be read without importing.
+    """
+
+    name: str | None
+    metadata: PluginMetadata | None
+    target: str
+    source: str
+    kind: Literal["entry_point", "path"]
+    path: Path | None = None
+    class_name: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.metadata is not None
+
+
+# Fast path for entry points: find ``class X`` and its ``metadata = PluginMetadata(`` by text and
+# parse only that call. A full ``ast.parse`` of each plugin module would dominate the first call.
+_META_RE = re.compile(r"^[ \t]+metadata[ \t]*(?::[^=\n]*)?=[ \t]*((?:\w+\.)*PluginMetadata)[ \t]*\(", re.M)
+
+
+def _fast_fields(text: str, cls: str) -> dict[str, Any] | None:
+    """The class's metadata fields from text alone, or None to fall back to a full parse."""
+    m_cls = re.search(rf"^class[ \t]+{re.escape(cls)}\b", text, re.M)
+    if not m_cls:
+        return None
+    m = _META_RE.search(text, m_cls.end())
+    if not m or re.search(r"\n[A-Za-z_@]", text[m_cls.end():m.start()]):
+        return None  # not in this class's body (or not obviously so)
+    end = _call_end(text, m.end() - 1)
+    if end < 0:
+        return None
+    try:
+        return metadata_call_fields(ast.parse(text[m.start(1):end], mode="eval").body, {})
+    except (SyntaxError, NotStaticError):
+        return None
+
+
+def _call_end(text: str, i: int) -> int:
+    """Index just past the parenthesis matching ``text[i]``, skipping strings and comments."""
+    depth, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif ch == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                return -1
+        elif ch in "'\"":
+            q = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
+            j = i + len(q)
+            while True:
+                j = text.find(q, j)
+                if j < 0:
+                    return -1
+                if text[j - 1] != "\\" or text[j - 2:j] == "\\\\":
+                    break
+                j += 1
+            i = j + len(q) - 1
+        i += 1
+    return -1
+
+
+# --------------------------------------------------------------------------- entry points
+
+_EP_RE = re.compile(r"^(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+)\s*)?(?:\[.*\]\s*)?$")
+
+
+@dataclass(frozen=True)
+class _EntryPoint:
+    name: str
+    value: str
+    dist: str
+    version: str
+    root: str  # the sys.path entry holding the distribution
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _entry_points(paths: Iterable[str], group: str) -> Iterator[_EntryPoint]:
+    """The group's entry points of every distribution on ``paths``, first distribution wins.
+
+    Mirrors importlib.metadata's search (``*.dist-info``/``*.egg-info`` children of each path
+    entry, de-duplicated by normalized name in path order) but opens only ``entry_points.txt``
+    files, checks for the section header as bytes, and parses only that section.
+    """
+    seen: set[str] = set()
+    header = f"[{group}]".encode()
+    exists = os.path.exists
+    for root in paths:
+        try:
+            names = os.listdir(root or ".")
+        except OSError:
+            continue
+        for entry in names:
+            if entry.endswith(".dist-info"):
+                stem = entry[:-10]
+            elif entry.endswith(".egg-info"):
+                stem = entry[:-9]
+            else:
+                continue
+            dist, _, rest = stem.partition("-")
+            key = _normalize(dist)
+            if key in seen:
+                continue
+            seen.add(key)
+            ep_file = os.path.join(root, entry, "entry_points.txt")
+            if not exists(ep_file):
+                continue
+            try:
+                with open(ep_file, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            start = data.find(header)
+            if start < 0:
+                continue
+            version = rest.partition("-")[0] or _pkg_info_version(os.path.join(root, entry))
+            for line in data[start + len(header):].decode("utf-8", "replace").splitlines():
+                line = line.strip()
+                if line.startswith("["):
+                    break
+                if not line or line[0] in "#;" or "=" not in line:
+                    continue
+                name, _, value = line.partition("=")
+                yield _EntryPoint(name.strip(), value.strip(), dist, version, root)
+
+
+def _pkg_info_version(info_dir: str) -> str:
+    """Version of an ``name.egg-info`` (develop installs) whose folder name carries none."""
+    for fname in ("PKG-INFO", "METADATA"):
+        try:
+            with open(os.path.join(info_dir, fname), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Version:"):
+                        return line[8:].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            continue
+    return "unknown"
+
+
+def _module_file(module: str, first_root: str, paths: Iterable[str]) -> Path | None:
+    """The source file of ``module`` found on disk, importing neither it nor its parents."""
+    loaded = sys.modules.get(module)
+    loaded_file = getattr(loaded, "__file__", None)
+    if isinstance(loaded_file, str) and loaded_file.endswith(".py"):
+        return Path(loaded_file)
+    rel = module.replace(".", os.sep)
+    isfile = os.path.isfile
+    for root in (first_root, *paths):
+        base = os.path.join(root or ".", rel)
+        for cand in (base + ".py", os.path.join(base, "__init__.py")):
+            if isfile(cand):
+                return Path(os.path.abspath(cand))
+    return _editable_module_file(module, first_root)
+
+
+def _editable_module_file(module: str, root: str) -> Path | None:
+    """Follow a PEP 660 editable install's ``__editable___*_finder.py`` MAPPING, if any."""
+    top, _, sub = module.partition(".")
+    try:
+        finders = [n for n in os.listdir(root or ".") if n.startswith("__editable__") and n.endswith(".py")]
+    except OSError:
+        return None
+    for finder in finders:
+        try:
+            text = Path(root, finder).read_text(encoding="utf-8")
+            m = re.search(r"^MAPPING\s*(?::[^=\n]*)?=\s*(\{.*?\})\s*$", text, re.M | re.S)
+            mapping = ast.literal_eval(m.group(1)) if m else {}
+        except (OSError, ValueError, SyntaxError):
+            continue
+        location = mapping.get(top) if isinstance(mapping, dict) else None
+        if not isinstance(location, str):
+            continue
+        if location.endswith(".py"):
+            return Path(location) if not sub and os.path.isfile(location) else None
+        base = os.path.join(location, *sub.split(".")) if sub else location
+        for cand in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(cand):
+                return Path(cand)
+    return None
+
+
+def _entry_point_candidate(ep: _EntryPoint, paths: list[str], read: set[str]) -> Candidate:
+    source = f"entry point {ep.name!r} of distribution {ep.dist} {ep.version}"
+    m = _EP_RE.match(ep.value)
+    base = dict(name=ep.name, metadata=None, target=ep.value, source=source, kind="entry_point")
+    if not m or not m.group("attr"):
+        return Candidate(**base, error=f"{source}: {ep.value!r} is not 'module:ClassName'; "  # type: ignore[arg-type]
+                         f"fix the entry point in the distribution's pyproject.toml and reinstall it")
+    module, cls = m.group("module"), m.group("attr")
+    target = f"{module}:{cls}"
+    path = _module_file(module, ep.root, paths)
+    why = f"its module {module} was not found on sys.path"
+    if path is not None:
+        read.add(str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            text, why = "", f"{path} could not be read ({e})"
+        fields = _fast_fields(text, cls) if text else None
+        if fields is None and text:
+            info = read_source(path, text)
+            ci = info.classes.get(cls)
+            if info.syntax_error:
+                return Candidate(ep.name, None, target, source, "entry_point", path, cls,
+                                 f"{source}: syntax error at {path}:{info.error_line}: {info.syntax_error}; "
+                                 f"fix the file and discover again")
+            if ci is None:
+                why = f"class {cls} is not defined in {path}"
+            elif ci.fields is None:
+                why = f"{cls}.metadata is not statically readable ({ci.not_static or 'missing'})"
+            fields = ci.fields if ci else None
+        if fields is not None:
+            return _with_metadata(Candidate(ep.name, None, target, source, "entry_point", path, cls), fields)
+    # Not readable without importing: show the entry point's name and the distribution's version.
+    try:
+        md = PluginMetadata(name=ep.name, version=ep.version)
+    except PluginValidationError as e:
+        return Candidate(ep.name, None, target, source, "entry_point", path, cls,
+                         f"{source}: {why}, and the entry point name is not a plugin name: {e}")
+    return Candidate(ep.name, md, target, source, "entry_point", path, cls,
+                     note=f"{why}; listed with the entry point's name and the distribution's version, "
+                          "the real metadata is read when it is loaded")
+
+
+def _with_metadata(c: Candidate, fields: Mapping[str, Any]) -> Candidate:
+    md, problems = build_metadata(fields)
+    name = fields.get("name")
+    name = name if isinstance(name, str) else c.name
+    if md is None:
+        listed = "; ".join(f"{f}: {msg}" for f, msg in problems)
+        return dataclasses.replace(c, name=name, error=f"{c.source}: invalid metadata of {c.class_name}: "
+                                                       f"{listed}")
+    return dataclasses.replace(c, name=md.name, metadata=md)
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _path_candidates(entry: Path, read: set[str]) -> list[Candidate]:
+    """Candidates of one module file or package folder found directly in a plugin folder."""
+    is_pkg = entry.is_dir()
+    file = entry / "__init__.py" if is_pkg else entry
+    read.add(str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return [Candidate(None, None, str(entry), str(entry), "path", file,
+                          error=f"{file}: cannot read: {e}")]
+    if "Plugin" not in text and not (is_pkg and "import" in text):
+        return []  # cannot define a plugin: skip the parse
+    info = read_source(file, text)
+    if info.syntax_error:
+        return [Candidate(None, None, str(entry), str(file), "path", file, None,
+                          f"{file}:{info.error_line}: syntax error: {info.syntax_error}; "
+                          "fix the file and discover again")]
+    classes = list(info.plugin_classes)
+    if is_pkg:  # a package may define its plugin in a submodule and re-export it
+        for name, sub in info.reexports.items():
+            sub_base = entry.joinpath(*sub[1:].split("."))
+            sub_file = next((p for p in (sub_base.with_suffix(".py"), sub_base / "__init__.py")
+                             if p.is_file()), None)
+            if sub_file is None:
+                continue
+            read.add(str(sub_file))
+            sub_info = read_source(sub_file)
+            ci = sub_info.classes.get(name)
+            if sub_info.syntax_error:
+                return [Candidate(None, None, str(entry), str(sub_file), "path", sub_file, None,
+                                  f"{sub_file}:{sub_info.error_line}: syntax error: "
+                                  f"{sub_info.syntax_error}; fix the file and discover again")]
+            if ci is not None and ci.is_plugin:
+                classes.append(dataclasses.replace(ci, name=name))
+    out = []
+    for ci in classes:
+        if not ci.has_metadata:
+            continue  # an abstract base: plugins are classes with metadata
+        where = f"{ci.path}:{ci.metadata_line}"
+        c = Candidate(None, None, f"{entry}:{ci.name}", f"{entry}:{ci.name}", "path", ci.path, ci.name)
+        if ci.fields is None:
+            out.append(dataclasses.replace(c, error=(
+                f"{where}: {ci.name}.metadata is not statically readable ({ci.not_static}); write "
+                f"literals or module-level constants in PluginMetadata(...), or load it directly: "
+                f"%plugin load {c.target}")))
+        else:
+            out.append(_with_metadata(c, ci.fields))
+    return out
+
+
+# --------------------------------------------------------------------------- the scanner
+
+_Stat = tuple[int, int, int, int] | None
+
+
+def _stat(path: str) -> _Stat:
+    try:
+        st = os.stat(path or ".")
+    except OSError:
+        return None
+    # nlink counts subdirectories: a new *.dist-info shows even within one timestamp tick.
+    return (st.st_mtime_ns, st.st_size, st.st_nlink, st.st_ino)
+
+
+class Discovery:
+    """Lists plugin candidates from entry points and plugin folders, cached until they change.
+
+    ``scan()`` never raises because of one plugin: a broken one becomes a candidate whose
+    ``error`` names its source, and the others are listed. Folders come before entry points,
+    so a folder given explicitly wins a name clash (the later one is reported as the error).
+    """
+
+    def __init__(self, plugin_dirs: Iterable[str | os.PathLike[str]] = (), group: str = DEFAULT_GROUP,
+                 entry_points: bool = True) -> None:
+        self.group = group
+        self.entry_points = entry_points
+        self._dirs: list[Path] = []
+        self._lock = threading.RLock()
+        self._key: tuple[Any, ...] | None = None
+        self._trusted = False
+        self._files: list[str] = []
+        self._result: list[Candidate] = []
+        self.scan_count = 0  # full scans done (a cached answer does not count); for tests/benchmarks
+        self.add_dirs(*plugin_dirs)
+
+    @property
+    def plugin_dirs(self) -> tuple[Path, ...]:
+        return tuple(self._dirs)
+
+    def add_dirs(self, *dirs: str | os.PathLike[str]) -> None:
+        """Add plugin folders (idempotent: a folder already known is not added twice)."""
+        with self._lock:
+            for d in dirs:
+                p = Path(d).expanduser().resolve()
+                if p not in self._dirs:
+                    self._dirs.append(p)
+                    self._key = None
+
+    def scan(self, rescan: bool = False) -> list[Candidate]:
+        """Every candidate, in a stable order; cached unless something on disk changed."""
+        with self._lock:
+            key = self._cache_key(self._files)
+            if rescan or not self._trusted or key != self._key:
+                self._scan_now()
+            return list(self._result)
+
+    def find(self, name: str) -> Candidate | None:
+        """The candidate called ``name`` (an ok one first), or None."""
+        found = [c for c in self.scan() if c.name == name]
+        return next((c for c in found if c.ok), found[0] if found else None)
+
+    def _cache_key(self, files: Iterable[str]) -> tuple[Any, ...]:
+        paths = tuple(sys.path) if self.entry_points else ()
+        cwd = os.getcwd() if "" in paths else ""
+        return (paths, cwd, [_stat(p) for p in paths], [_stat(str(d)) for d in self._dirs],
+                [_stat(f) for f in files])
+
+    def _scan_now(self) -> None:
+        started = time.time_ns()
+        read: set[str] = set()
+        found: list[Candidate] = []
+        for d in self._dirs:
+            found.extend(self._scan_dir(d, read))
+        if self.entry_points:
+            paths = list(sys.path)
+            try:
+                eps = list(_entry_points(paths, self.group))
+            except Exception as e:  # never let one odd site dir stop discovery
+                eps = []
+                found.append(Candidate(None, None, "", f"entry points of group {self.group!r}",
+                                       "entry_point", error=f"could not read entry points: {e!r}"))
+            for ep in eps:
+                try:
+                    found.append(_entry_point_candidate(ep, paths, read))
+                except Exception as e:
+                    found.append(Candidate(ep.name, None, ep.value, f"entry point {ep.name!r} of "
+                                           f"distribution {ep.dist}", "entry_point",
+                                           error=f"could not read entry point {ep.name!r}: {e!r}"))
+        self._result = _mark_duplicates(found)
+        self._files = sorted(read)
+        self._key = self._cache_key(self._files)
+        self._trusted = not _racy(self._key, started)
+        self.scan_count += 1
+
+    def _scan_dir(self, d: Path, read: set[str]) -> list[Candidate]:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            return [Candidate(None, None, str(d), str(d), "path", d,
+                              error=f"plugin folder {d} cannot be read: {e.strerror or e}")]
+        out: list[Candidate] = []
+        for entry in entries:
+            p = Path(entry.path)
+            try:
+                if entry.name.startswith((".", "__")):
+                    continue
+                if entry.name.endswith(".py") and entry.is_file():
+                    out.extend(_path_candidates(p, read))
+                elif entry.is_dir() and (p / "__init__.py").is_file():
+                    out.extend(_path_candidates(p, read))
+            except Exception as exc:
+                out.append(Candidate(None, None, str(p), str(p), "path", p,
+                                     error=f"{p}: could not be read: {exc!r}"))
+        return out
+
+
+def _racy(key: tuple[Any, ...], started_ns: int) -> bool:
+    """True if something was modified so close to the scan that a later change may look the same."""
+    mtimes = [s[0] for group in key[2:] for s in group if s is not None]
+    coarse = bool(mtimes) and all(m % 1_000_000_000 == 0 for m in mtimes)
+    window = 2_000_000_000 if coarse else 50_000_000
+    return any(m >= started_ns - window for m in mtimes)
+
+
+def _mark_duplicates(found: list[Candidate]) -> list[Candidate]:
+    """Keep every candidate, but a later one with a taken name becomes an error naming both."""
+    first: dict[str, Candidate] = {}
+    out: list[Candidate] = []
+    for c in found:
+        if c.name is None:
+            out.append(c)
+            continue
+        prev = first.get(c.name)
+        if prev is None:
+            first[c.name] = c
+        elif c.path is not None and (prev.path, prev.class_name) == (c.path, c.class_name):
+            continue  # one class reached twice (an installed folder also given as a plugin folder)
+        elif c.error is None:
+            c = dataclasses.replace(c, error=(
+                f"duplicate plugin name {c.name!r}: {c.source} and {prev.source} both define it; "
+                f"the first one ({prev.target}) is used. Rename one, or remove one from the plugin "
+                "folders / uninstall one"))
+        out.append(c)
+    return out

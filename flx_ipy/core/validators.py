@@ -1,0 +1,529 @@
+"""Validation as a pipeline of checks, each returning every problem it finds.
+
+A plugin author fixes a file faster when told everything that is wrong at once, with where and
+how to fix it, than one error per attempt (pluggy's ``PluginValidationError`` is the model).
+So checks never stop at the first problem, and the pipeline is a list that later stages
+(signature verification, a capability policy) extend with ``Validator.add_check`` without
+touching the manager.
+
+Two families of checks share the vocabulary (``Problem``, ``ValidationResult``):
+
+- on a class already imported (``validate_plugin_class``): what the manager is about to run;
+- on source text never executed (``validate_path``, and discovery's ``read_source``): what
+  ``%plugin validate PATH`` and listing can say without running a plugin's import side effects.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PluginValidationError
+from .types import HOOKS, Plugin, PluginMetadata, metadata_problems
+
+__all__ = [
+    "ClassInfo",
+    "HookInfo",
+    "Problem",
+    "SourceInfo",
+    "ValidationResult",
+    "Validator",
+    "build_metadata",
+    "read_source",
+    "validate_metadata",
+    "validate_path",
+    "validate_plugin_class",
+]
+
+_FIELDS = ("name", "version", "description", "requires", "capabilities")
+
+#: What each hook should look like; the fix offered for a wrong signature.
+_HOOK_SIGNATURES = {
+    "initialize": "initialize(self, ctx: PluginContext) -> None",
+    "start": "start(self) -> None",
+    "stop": "stop(self) -> None",
+    "health_check": "health_check(self) -> HealthStatus",
+    "save_state": "save_state(self) -> PluginState",
+    "restore_state": "restore_state(self, state: PluginState) -> None",
+}
+_FIELD_EXAMPLES = {
+    "name": 'name="counter"', "version": 'version="1.0.0"', "description": 'description="counts"',
+    "requires": 'requires=["clock>=1.0"]', "capabilities": 'capabilities=["timer"]',
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: which field (``metadata.version``, ``hook start``...), why, and the fix."""
+
+    field: str
+    message: str
+    fix: str = ""
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: " if self.file else ""
+        return f"{where}{self.field}: {self.message}" + (f" (fix: {self.fix})" if self.fix else "")
+
+
+@dataclass
+class ValidationResult:
+    """Every problem found in ``target`` (a class's dotted name or a path); ``ok`` if none."""
+
+    target: str
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.target}: ok" + "".join(f"\n  note: {n}" for n in self.notes)
+        n = len(self.problems)
+        head = f"{self.target}: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems), *(f"  note: {n}" for n in self.notes)])
+
+    def raise_if_problems(self, plugin: str | None = None) -> None:
+        """Raise ``PluginValidationError`` naming the target and every problem, if there are any."""
+        if self.problems:
+            raise PluginValidationError(
+                str(self), plugin, problems=self.problems,
+                hint="Nothing was loaded; fix these and try again (`%plugin validate PATH` rechecks).",
+            )
+
+
+def _metadata_problem(fld: str, msg: str, prefix: str = "", file: str | None = None,
+                      line: int | None = None) -> Problem:
+    example = _FIELD_EXAMPLES.get(fld)
+    return Problem(prefix + fld, msg, f"PluginMetadata({example}, ...)" if example else "", file, line)
+
+
+def validate_metadata(md: PluginMetadata | Mapping[str, Any]) -> ValidationResult:
+    """Check a metadata object or a plain mapping (e.g. read from a manifest) field by field."""
+    if isinstance(md, PluginMetadata):
+        values: Mapping[str, Any] = md.to_dict()
+    elif isinstance(md, Mapping):
+        values = md
+    else:
+        return ValidationResult(repr(md), [Problem("metadata", f"expected PluginMetadata or a mapping, got "
+                                                   f"{type(md).__name__}", 'PluginMetadata(name="counter")')])
+    name = values.get("name")
+    result = ValidationResult(f"metadata of {name!r}" if isinstance(name, str) else "metadata")
+    result.problems += [_metadata_problem(k, f"unknown field; known fields are {', '.join(_FIELDS)}")
+                        for k in values if k not in _FIELDS]
+    if "name" not in values:
+        result.problems.append(_metadata_problem("name", "missing: every plugin needs a name"))
+    result.problems += [_metadata_problem(f, msg) for f, msg in metadata_problems(
+        values.get("name", ""), values.get("version", "0.0.0"), values.get("description", ""),
+        values.get("requires", ()), values.get("capabilities", ()))
+        if not (f == "name" and "name" not in values)]
+    return result
+
+
+# --------------------------------------------------------------------------- reading source
+
+class NotStaticError(Exception):
+    """A value in the source that only running the code could tell."""
+
+
+@dataclass
+class HookInfo:
+    """A hook's shape as written, so a wrong signature is reported before anything runs."""
+
+    name: str
+    line: int
+    is_async: bool
+    is_generator: bool
+    required: int  # positional parameters without defaults, self excluded
+    maximum: int | None  # None: *args
+    kwonly_required: tuple[str, ...]
+    signature: str
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    line: int
+    is_plugin: bool
+    has_metadata: bool = False
+    metadata_line: int | None = None
+    fields: dict[str, Any] | None = None  # statically read PluginMetadata(...) arguments
+    not_static: str | None = None  # why ``fields`` could not be read
+    hooks: dict[str, HookInfo] = field(default_factory=dict)
+    path: Path | None = None
+
+
+@dataclass
+class SourceInfo:
+    """What a module's source says, read with ``ast`` and never executed."""
+
+    path: Path
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    reexports: dict[str, str] = field(default_factory=dict)  # name -> ".sub" it comes from
+    syntax_error: str | None = None
+    error_line: int | None = None
+
+    @property
+    def plugin_classes(self) -> list[ClassInfo]:
+        return [c for c in self.classes.values() if c.is_plugin]
+
+
+def read_source(path: Path, text: str | None = None) -> SourceInfo:
+    """Parse one module file; a syntax error is returned (with its line), never raised."""
+    info = SourceInfo(path)
+    try:
+        if text is None:
+            text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as e:
+        info.syntax_error, info.error_line = f"{e.msg}", e.lineno
+        return info
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        info.syntax_error = f"cannot read: {e}"
+        return info
+    consts: dict[str, Any] = {}
+    plugin_names = {"Plugin"}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name == "Plugin":
+                    plugin_names.add(a.asname or a.name)
+                if node.level == 1 and node.module:
+                    info.reexports[a.asname or a.name] = "." + node.module
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            try:
+                value = _static(node.value, consts)
+            except NotStaticError:
+                continue
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    consts[t.id] = value
+        elif isinstance(node, ast.ClassDef):
+            info.classes[node.name] = _read_class(node, consts, plugin_names, info.classes)
+            info.classes[node.name].path = path
+            info.reexports.pop(node.name, None)
+    return info
+
+
+def _read_class(node: ast.ClassDef, consts: Mapping[str, Any], plugin_names: set[str],
+                known: Mapping[str, ClassInfo]) -> ClassInfo:
+    base_names = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+    local_bases = [known[b] for b in base_names if b in known]
+    is_plugin = any(b in plugin_names or b.endswith("Plugin") for b in base_names) or any(
+        b.is_plugin for b in local_bases)
+    ci = ClassInfo(node.name, node.lineno, is_plugin)
+    for stmt in node.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == "metadata" for t in targets):
+                ci.has_metadata, ci.metadata_line = True, stmt.lineno
+                try:
+                    ci.fields, ci.not_static = metadata_call_fields(stmt.value, consts), None
+                except NotStaticError as e:
+                    ci.fields, ci.not_static = None, str(e)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in HOOKS:
+            ci.hooks[stmt.name] = _read_hook(stmt)
+    for base in local_bases:  # inherit what a local base class defines
+        if not ci.has_metadata and base.has_metadata:
+            ci.has_metadata, ci.metadata_line = True, base.metadata_line
+            ci.fields, ci.not_static = base.fields, base.not_static
+        ci.hooks = {**base.hooks, **ci.hooks}
+    return ci
+
+
+def _read_hook(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> HookInfo:
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    is_static = any(getattr(d, "id", "") == "staticmethod" for d in fn.decorator_list)
+    params = positional if is_static else positional[1:]
+    n_defaults = min(len(a.defaults), len(params))
+    kwonly = tuple(k.arg for k, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is None)
+    body_nodes = [n for stmt in fn.body for n in ast.walk(stmt)
+                  if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))]
+    return HookInfo(
+        fn.name, fn.lineno, isinstance(fn, ast.AsyncFunctionDef),
+        any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in body_nodes),
+        len(params) - n_defaults, None if a.vararg else len(params), kwonly,
+        f"{'async ' if isinstance(fn, ast.AsyncFunctionDef) else ''}def {fn.name}({ast.unparse(a)})",
+    )
+
+
+def _static(node: ast.expr, consts: Mapping[str, Any]) -> Any:
+    """A literal, a module-level constant, or a list/tuple of those; anything else is not static."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in consts:
+        return consts[node.id]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_static(e, consts) for e in node.elts]
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise NotStaticError(ast.unparse(node)) from None
+
+
+def metadata_call_fields(node: ast.expr, consts: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(node, ast.Call) or getattr(node.func, "id", getattr(node.func, "attr", "")) \
+            != "PluginMetadata":
+        raise NotStaticError(f"metadata = {ast.unparse(node)} is not a PluginMetadata(...) call")
+    if len(node.args) > len(_FIELDS) or any(isinstance(a, ast.Starred) for a in node.args):
+        raise NotStaticError("PluginMetadata(*args) cannot be read without running the code")
+    values = {f: _static(a, consts) for f, a in zip(_FIELDS, node.args, strict=False)}
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise NotStaticError("PluginMetadata(**kwargs) cannot be read without running the code")
+        values[kw.arg] = _static(kw.value, consts)
+    return values
+
+
+def build_metadata(fields: Mapping[str, Any]) -> tuple[PluginMetadata | None, list[tuple[str, str]]]:
+    """Statically read fields -> metadata, or every ``(field, problem)`` found."""
+    unknown = [(k, f"unknown PluginMetadata field; known: {', '.join(_FIELDS)}")
+               for k in fields if k not in _FIELDS]
+    if "name" not in fields:
+        unknown.append(("name", "missing: every plugin needs a name, e.g. name=\"counter\""))
+    if unknown:
+        return None, unknown
+    try:
+        return PluginMetadata(**fields), []
+    except PluginValidationError as e:
+        return None, list(e.problems)
+    except TypeError as e:  # e.g. a list where a string belongs is caught above; this is the rest
+        return None, [("metadata", str(e))]
+
+
+
+
+# --------------------------------------------------------------------------- checks
+
+Check = Callable[[type], Iterable[Problem]]
+
+
+def _where(obj: Any) -> tuple[str | None, int | None]:
+    try:
+        return inspect.getsourcefile(obj), inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        return (code.co_filename, code.co_firstlineno) if code else (None, None)
+
+
+def _hook_problem(hook: str, signature: str, *, is_async: bool, is_generator: bool, required: int,
+                  maximum: int | None, kwonly_required: Iterable[str], file: str | None,
+                  line: int | None) -> Problem | None:
+    """The one place that decides whether a hook's shape is callable the way the manager calls it."""
+    n = HOOKS[hook]
+    fix = f"{'async ' if is_async else ''}def {_HOOK_SIGNATURES[hook]}"
+    if is_generator:
+        what = "an async generator" if is_async else "a generator"
+        return Problem(f"hook {hook}", f"`{signature}` is {what} (it yields), so its body would never "
+                       "run when called; hooks return a value (or are awaited)", fix, file, line)
+    kwonly = list(kwonly_required)
+    if required <= n and (maximum is None or n <= maximum) and not kwonly:
+        return None
+    if kwonly:
+        why = f"requires keyword-only argument(s) {', '.join(kwonly)} that the manager never passes"
+    else:
+        most = "any number" if maximum is None else str(maximum)
+        takes = str(required) if maximum == required else f"{required} to {most}"
+        why = f"takes {takes} positional argument(s) besides self, but the manager calls it with {n}"
+    return Problem(f"hook {hook}", f"`{signature}` {why}", fix, file, line)
+
+
+def check_is_plugin(cls: type) -> Iterable[Problem]:
+    if not issubclass(cls, Plugin):
+        file, line = _where(cls)
+        yield Problem("base class", f"{cls.__qualname__} does not subclass flx_ipy.Plugin",
+                      f"class {cls.__name__}(Plugin): ... (from flx_ipy import Plugin)", file, line)
+
+
+def check_metadata(cls: type) -> Iterable[Problem]:
+    md = getattr(cls, "metadata", None)
+    file, line = _where(cls)
+    if md is None:
+        yield Problem("metadata", f"{cls.__qualname__} has no metadata",
+                      'metadata = PluginMetadata(name="counter", version="1.0.0") in the class body',
+                      file, line)
+    elif isinstance(md, Mapping):
+        yield Problem("metadata", "is a plain mapping, not PluginMetadata",
+                      "metadata = PluginMetadata(**{...})", file, line)
+        yield from (Problem(f"metadata.{p.field}", p.message, p.fix, file, line)
+                    for p in validate_metadata(md).problems)
+    elif not isinstance(md, PluginMetadata):
+        yield Problem("metadata", f"is a {type(md).__name__}, not PluginMetadata",
+                      'metadata = PluginMetadata(name="counter", version="1.0.0")', file, line)
+    else:  # created validated, but re-check: it may have been built around __post_init__
+        yield from (_metadata_problem(f, msg, "metadata.", file, line) for f, msg in metadata_problems(
+            md.name, md.version, md.description, md.requires, md.capabilities))
+
+
+def check_hooks(cls: type) -> Iterable[Problem]:
+    for hook in HOOKS:
+        raw = inspect.getattr_static(cls, hook, None)
+        if raw is None:
+            continue
+        value = getattr(cls, hook, None)
+        file, line = _where(value)
+        if not callable(value):
+            yield Problem(f"hook {hook}", f"is a {type(value).__name__}, not a method",
+                          f"def {_HOOK_SIGNATURES[hook]}", file, line)
+            continue
+        try:
+            sig = inspect.signature(value)
+        except (TypeError, ValueError):
+            continue  # a builtin or C callable: nothing to check statically
+        params = list(sig.parameters.values())
+        if inspect.isfunction(raw) and params:  # unbound: drop self
+            params = params[1:]
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        fn = inspect.unwrap(value)
+        problem = _hook_problem(
+            hook, f"{hook}{sig}",
+            is_async=inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn),
+            is_generator=inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn),
+            required=sum(p.default is p.empty for p in positional),
+            maximum=None if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional),
+            kwonly_required=[p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty],
+            file=file, line=line)
+        if problem:
+            yield problem
+
+
+def _state_pair_problems(has_save: bool, has_restore: bool, name: str, file: str | None,
+                         line: int | None) -> Iterable[Problem]:
+    if has_save and not has_restore:
+        yield Problem("hook restore_state", f"{name} defines save_state but not restore_state, so the "
+                      "saved state would be thrown away on reload",
+                      f"def {_HOOK_SIGNATURES['restore_state']}", file, line)
+    if has_restore and not has_save:
+        yield Problem("hook save_state", f"{name} defines restore_state but not save_state, so it "
+                      "would never receive a state", f"def {_HOOK_SIGNATURES['save_state']}", file, line)
+
+
+def check_state_pair(cls: type) -> Iterable[Problem]:
+    file, line = _where(cls)
+    yield from _state_pair_problems(getattr(cls, "save_state", None) is not None,
+                                    getattr(cls, "restore_state", None) is not None,
+                                    cls.__qualname__, file, line)
+
+
+class Validator:
+    """An ordered pipeline of checks over a plugin class; every check runs, every problem is kept.
+
+    A check is any callable ``cls -> Iterable[Problem]``. One that raises is itself reported as a
+    problem (naming the check), so a buggy extra check cannot hide the others' findings.
+    """
+
+    def __init__(self, checks: Iterable[Check] = ()) -> None:
+        self.checks: list[Check] = list(checks)
+
+    @classmethod
+    def default(cls) -> Validator:
+        return cls([check_is_plugin, check_metadata, check_hooks, check_state_pair])
+
+    def add_check(self, fn: Check) -> Check:
+        """Append a check; returns it, so it also works as a decorator."""
+        self.checks.append(fn)
+        return fn
+
+    def validate(self, cls: Any) -> ValidationResult:
+        if not isinstance(cls, type):
+            return ValidationResult(repr(cls), [Problem(
+                "target", f"{cls!r} is a {type(cls).__name__}, not a class",
+                "point at the plugin class itself, e.g. 'module:Counter'")])
+        result = ValidationResult(f"{cls.__module__}.{cls.__qualname__}")
+        for check in self.checks:
+            try:
+                result.problems.extend(check(cls))
+            except Exception as e:
+                result.problems.append(Problem(
+                    f"check {getattr(check, '__name__', check)!s}", f"the check itself raised {e!r}",
+                    "this is a bug in the check, not necessarily in the plugin"))
+        return result
+
+
+def validate_plugin_class(cls: Any) -> ValidationResult:
+    """Everything wrong with ``cls`` as a plugin, by the default pipeline."""
+    return Validator.default().validate(cls)
+
+
+# --------------------------------------------------------------------------- static validation
+
+_NO_PLUGIN_FIX = ('define `class MyPlugin(Plugin):` with `metadata = PluginMetadata(name="my_plugin", '
+                  'version="1.0.0")` (from flx_ipy import Plugin, PluginMetadata)')
+
+
+def validate_path(path: str | Path) -> ValidationResult:
+    """Check a ``.py`` file, a package folder, or a folder of plugins without importing anything."""
+    p = Path(path).expanduser().resolve()
+    result = ValidationResult(str(p))
+    if not p.exists():
+        result.problems.append(Problem("path", f"{p} does not exist", "check the path (typo? relative to "
+                                                                          "the notebook's folder?)"))
+        return result
+    if p.is_file():
+        _validate_module(p, result, [p])
+    elif (p / "__init__.py").is_file():
+        _validate_module(p, result, sorted(p.rglob("*.py")))
+    else:  # a folder of plugins: everything discovery would look at
+        entries = sorted(e for e in p.iterdir() if not e.name.startswith((".", "__")) and (
+            e.suffix == ".py" or (e / "__init__.py").is_file()))
+        found = [_validate_module(e, result, sorted(e.rglob("*.py")) if e.is_dir() else [e], quiet=True)
+                 for e in entries]
+        if not any(found):
+            result.problems.append(Problem("plugin", f"no Plugin subclass found in {p}", _NO_PLUGIN_FIX))
+    return result
+
+
+def _validate_module(entry: Path, result: ValidationResult, files: list[Path], quiet: bool = False) -> int:
+    """Add the problems of one module or package to ``result``; returns how many plugins it defines."""
+    infos = {}
+    for f in files:
+        info = read_source(f)
+        infos[f] = info
+        if info.syntax_error:
+            result.problems.append(Problem("syntax", info.syntax_error, "fix the syntax error",
+                                           str(f), info.error_line))
+    main = infos.get(entry / "__init__.py" if entry.is_dir() else entry)
+    if main is None or main.syntax_error:
+        return 0
+    classes = list(main.plugin_classes)
+    for name, sub in main.reexports.items():  # a package re-exporting its plugin from a submodule
+        base = entry.joinpath(*sub[1:].split("."))
+        for cand in (base.with_suffix(".py"), base / "__init__.py"):
+            ci = infos[cand].classes.get(name) if cand in infos else None
+            if ci is not None and ci.is_plugin:
+                classes.append(ci)
+    plugins = [c for c in classes if c.has_metadata]
+    if not plugins and not quiet:  # without a plugin to blame, say what is missing where
+        result.problems += [Problem("metadata", f"{c.name} subclasses Plugin but has no metadata",
+                                    _NO_PLUGIN_FIX, str(c.path), c.line) for c in classes] or [
+            Problem("plugin", f"no Plugin subclass found in {entry}", _NO_PLUGIN_FIX)]
+    for ci in plugins:
+        file = str(ci.path)
+        if ci.fields is None:
+            result.notes.append(f"{ci.name}.metadata is not statically readable ({ci.not_static}); it is "
+                                "checked when the plugin is loaded")
+        else:
+            _md, problems = build_metadata(ci.fields)
+            result.problems += [_metadata_problem(f, msg, "metadata.", file, ci.metadata_line)
+                                for f, msg in problems]
+        for h in ci.hooks.values():
+            problem = _hook_problem(h.name, h.signature, is_async=h.is_async, is_generator=h.is_generator,
+                                    required=h.required, maximum=h.maximum,
+                                    kwonly_required=h.kwonly_required, file=file, line=h.line)
+            if problem:
+                result.problems.append(problem)
+        result.problems += _state_pair_problems("save_state" in ci.hooks, "restore_state" in ci.hooks,
+                                                ci.name, file, ci.line)
+    return len(plugins)
