@@ -94,10 +94,14 @@ def test_entry_point_is_listed_without_importing(site: Path) -> None:
     write(site / f"{mod}.py", plugin_source())
     make_dist(site, "flxt_counter", "1.2", {"counter": f"{mod}:Counter"})
     (c,) = ours(Discovery().scan(), site)
-    assert c.ok and c.name == "counter" and c.kind == "entry_point"
-    assert c.metadata is not None and c.metadata.version == "1.0.0"
+    assert c.ok
+    assert c.name == "counter"
+    assert c.kind == "entry_point"
+    assert c.metadata is not None
+    assert c.metadata.version == "1.0.0"
     assert c.metadata.description == "counts (things)"
-    assert c.target == f"{mod}:Counter" and c.class_name == "Counter"
+    assert c.target == f"{mod}:Counter"
+    assert c.class_name == "Counter"
     assert c.path == site / f"{mod}.py"
     assert c.source == "entry point 'counter' of distribution flxt_counter 1.2"
     assert mod not in sys.modules
@@ -110,7 +114,10 @@ def test_nested_module_is_found_without_importing_its_parents(site: Path) -> Non
     write(site / pkg / "sub" / "plug.py", plugin_source("Timer", "timer", "2.0"))
     make_dist(site, "flxt_timer", "0.1", {"timer": f"{pkg}.sub.plug:Timer [extra]"})
     (c,) = ours(Discovery().scan(), site)
-    assert c.ok and c.name == "timer" and c.metadata and c.metadata.version == "2.0"
+    assert c.ok
+    assert c.name == "timer"
+    assert c.metadata
+    assert c.metadata.version == "2.0"
     assert c.target == f"{pkg}.sub.plug:Timer"
     assert not [m for m in sys.modules if m.startswith(pkg)]
 
@@ -130,7 +137,8 @@ def test_module_constants_are_resolved_by_a_full_parse(site: Path) -> None:
         ''')
     make_dist(site, "flxt_const", "9", {"constant": f"{mod}:Child"})
     (c,) = ours(Discovery().scan(), site)
-    assert c.ok and c.metadata is not None
+    assert c.ok
+    assert c.metadata is not None
     assert (c.name, c.metadata.version, c.metadata.requires) == ("constant", "3.1", ("clock>=1.0",))
 
 
@@ -148,9 +156,15 @@ def test_unreadable_metadata_falls_back_to_entry_point_name_and_version(site: Pa
     make_dist(site, "flxt_gone", "1.0", {"gone": f"{missing}:Gone"})
     by_name = {c.name: c for c in ours(Discovery().scan(), site)}
     dyn, gone = by_name["dyn"], by_name["gone"]
-    assert dyn.ok and dyn.metadata is not None and dyn.metadata.version == "4.5"
-    assert dyn.note and "compute()" in dyn.note and "distribution's version" in dyn.note
-    assert gone.ok and gone.note and f"module {missing} was not found" in gone.note
+    assert dyn.ok
+    assert dyn.metadata is not None
+    assert dyn.metadata.version == "4.5"
+    assert dyn.note
+    assert "compute()" in dyn.note
+    assert "distribution's version" in dyn.note
+    assert gone.ok
+    assert gone.note
+    assert f"module {missing} was not found" in gone.note
     assert mod not in sys.modules
 
 
@@ -164,11 +178,14 @@ def test_broken_plugins_are_reported_and_the_others_listed(site: Path) -> None:
     by_name = {c.name: c for c in ours(Discovery().scan(), site)}
     assert by_name["counter"].ok
     bad = by_name["bad plugin"]
-    assert not bad.ok and bad.error is not None
+    assert not bad.ok
+    assert bad.error is not None
     assert "entry point 'bad' of distribution flxt_all 1.0" in bad.error
-    assert "name:" in bad.error and "version:" in bad.error  # every problem, not the first
+    assert "name:" in bad.error
+    assert "version:" in bad.error
     broken = by_name["broken"]
-    assert not broken.ok and f"{site / bad_syntax}.py:3" in str(broken.error)
+    assert not broken.ok
+    assert f"{site / bad_syntax}.py:3" in str(broken.error)
     assert "'module:ClassName'" in str(by_name["odd"].error)
 
 
@@ -202,7 +219,8 @@ def test_folder_metadata_that_needs_running_is_an_error_with_the_way_out(tmp_pat
             metadata = PluginMetadata(name=os.environ["NAME"])
         ''')
     (c,) = Discovery([tmp_path / "p"], entry_points=False).scan()
-    assert not c.ok and "not statically readable" in str(c.error)
+    assert not c.ok
+    assert "not statically readable" in str(c.error)
     assert f"%plugin load {tmp_path / 'p' / 'dyn.py'}:Dyn" in str(c.error)
 
 
@@ -214,10 +232,14 @@ def test_duplicate_names_are_both_reported(site: Path, tmp_path: Path) -> None:
     write(site / f"{mod}.py", plugin_source("C", "same"))
     make_dist(site, "flxt_same", "1.0", {"same": f"{mod}:C"})
     first, *dups = [c for c in Discovery([plugins]).scan() if c.name == "same"]
-    assert first.ok and first.target.endswith("a.py:A")
-    assert len(dups) == 2 and not any(d.ok for d in dups)
-    assert "b.py:B" in str(dups[0].error) and "a.py:A" in str(dups[0].error)
-    assert "flxt_same" in str(dups[1].error) and "a.py:A" in str(dups[1].error)
+    assert first.ok
+    assert first.target.endswith("a.py:A")
+    assert len(dups) == 2
+    assert not any(d.ok for d in dups)
+    assert "b.py:B" in str(dups[0].error)
+    assert "a.py:A" in str(dups[0].error)
+    assert "flxt_same" in str(dups[1].error)
+    assert "a.py:A" in str(dups[1].error)
 
 
 def test_same_class_reached_twice_is_not_a_duplicate(site: Path) -> None:
@@ -225,7 +247,9 @@ def test_same_class_reached_twice_is_not_a_duplicate(site: Path) -> None:
     write(site / f"{mod}.py", plugin_source())
     make_dist(site, "flxt_twice", "1.0", {"counter": f"{mod}:Counter"})
     cands = [c for c in Discovery([site]).scan() if c.name == "counter"]
-    assert len(cands) == 1 and cands[0].ok and cands[0].kind == "path"
+    assert len(cands) == 1
+    assert cands[0].ok
+    assert cands[0].kind == "path"
 
 
 def test_rediscovery_is_idempotent(site: Path, tmp_path: Path) -> None:
@@ -259,7 +283,8 @@ def test_cache_is_used_and_notices_a_newly_installed_distribution(site: Path, tm
     settle(site)
     d.scan()
     scans = d.scan_count
-    assert d.scan(rescan=True) and d.scan_count == scans + 1
+    assert d.scan(rescan=True)
+    assert d.scan_count == scans + 1
 
 
 def test_cache_notices_an_edited_plugin_and_a_changed_sys_path(site: Path, tmp_path: Path,
@@ -279,7 +304,8 @@ def test_cache_notices_an_edited_plugin_and_a_changed_sys_path(site: Path, tmp_p
     assert d.find("timer") is not None
 
 
-def test_first_distribution_on_sys_path_wins(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_distribution_on_sys_path_wins(site: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     mod = uniq()
     write(site / f"{mod}.py", plugin_source())
     make_dist(site, "flxt_Dup.Dist", "2.0", {"counter": f"{mod}:Counter"})
@@ -295,7 +321,9 @@ def test_egg_info(site: Path, version: str) -> None:
     missing = uniq()  # unreadable: the version shown is the distribution's
     make_dist(site, "flxt_egg", version, {"eggy": f"{missing}:Egg"}, kind="egg-info")
     (c,) = ours(Discovery().scan(), site)
-    assert c.ok and c.metadata is not None and c.metadata.version == (version or "3.4")
+    assert c.ok
+    assert c.metadata is not None
+    assert c.metadata.version == (version or "3.4")
 
 
 def test_pep660_editable_finder_mapping(site: Path, tmp_path: Path) -> None:
@@ -307,8 +335,11 @@ def test_pep660_editable_finder_mapping(site: Path, tmp_path: Path) -> None:
           f"MAPPING = {{'{pkg}': '{project / pkg}'}}\nNAMESPACES = {{}}\n")
     make_dist(site, "flxt_edit", "0.1", {"editable": f"{pkg}.plug:Ed"})
     (c,) = ours(Discovery().scan(), site, tmp_path)
-    assert c.ok and c.metadata is not None and c.metadata.version == "0.9"
-    assert c.path == project / pkg / "plug.py" and c.note is None
+    assert c.ok
+    assert c.metadata is not None
+    assert c.metadata.version == "0.9"
+    assert c.path == project / pkg / "plug.py"
+    assert c.note is None
 
 
 def test_entry_points_can_be_turned_off_and_groups_chosen(site: Path) -> None:
@@ -322,7 +353,9 @@ def test_entry_points_can_be_turned_off_and_groups_chosen(site: Path) -> None:
 
 def test_unreadable_folder_is_an_error_candidate(tmp_path: Path) -> None:
     (c,) = Discovery([tmp_path / "missing"], entry_points=False).scan()
-    assert not c.ok and "plugin folder" in str(c.error) and str(tmp_path / "missing") in str(c.error)
+    assert not c.ok
+    assert "plugin folder" in str(c.error)
+    assert str(tmp_path / "missing") in str(c.error)
 
 
 @pytest.mark.parametrize("text", [
