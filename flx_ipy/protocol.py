@@ -26,7 +26,7 @@ accepted and unknown kinds or fields are ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 PROTOCOL_VERSION = "1.0"
 
@@ -143,7 +143,7 @@ class ErrorMsg(TypedDict):
     message: str
 
 
-KernelMessage = Union[AnnounceMsg, SnapshotMsg, DeltaMsg, ReplyMsg, ErrorMsg]
+KernelMessage = AnnounceMsg | SnapshotMsg | DeltaMsg | ReplyMsg | ErrorMsg
 
 
 # --- frontend -> kernel -------------------------------------------------------------------
@@ -164,7 +164,7 @@ class ActionMsg(TypedDict):
     plugin: str | None
 
 
-ClientMessage = Union[HelloMsg, ActionMsg]
+ClientMessage = HelloMsg | ActionMsg
 
 
 class ProtocolError(ValueError):

@@ -1,0 +1,347 @@
+"""One DOM-free model of the plugin manager for every UI (side panel, widgets dashboard).
+
+A UI listens with :meth:`UIState.listen` and receives, in order and never interleaved, one
+``snapshot`` message (the whole state) and then one ``delta`` message per manager event —
+exactly the messages of :mod:`flx_ipy.protocol`, so the lab bridge forwards them to its comm
+unchanged and the ipywidgets dashboard folds the same stream.
+
+Rows are read from the manager's records when a manager is attached (the records are the
+truth; events are published after the manager's lock is released, so a record read in a
+subscriber is settled). Without a manager (a UI fed a recorded event stream, or a test),
+rows are folded from the events alone with the same result for the common transitions.
+
+Pure Python: imports neither IPython, ipywidgets nor comm, and is tested without a kernel.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, cast
+
+from . import protocol
+from ._version import __version__
+from .protocol import (
+    DeltaMsg,
+    EventView,
+    HealthView,
+    LifecycleName,
+    PluginView,
+    ReloadView,
+    StateView,
+    WatcherView,
+)
+
+Listener = Callable[[Any], None]  # receives SnapshotMsg then DeltaMsg, ...
+
+#: Events that change no row and no watcher: they only enter the log.
+_LOG_ONLY = frozenset({"discovered", "dependency_reloaded"})
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def health_view(health: Any) -> HealthView | None:
+    """A manager ``HealthStatus`` (or its dict) as the protocol's view; ``None`` if unchecked."""
+    if health is None:
+        return None
+    status = str(_get(health, "status", "unknown"))
+    if status not in ("healthy", "degraded", "unhealthy", "unknown"):
+        status = "unknown"
+    checked = _get(health, "checked_at")
+    return HealthView(status=cast(Any, status), message=str(_get(health, "message", "") or ""),
+                      checked_at=float(checked) if checked is not None else None)
+
+
+def reload_view(result: Any) -> ReloadView | None:
+    """A ``ReloadResult`` as the protocol's view (duration in ms, finish time in epoch s)."""
+    if result is None:
+        return None
+    duration = _get(result, "duration")
+    finished = _get(result, "finished_at")
+    error = _get(result, "error")
+    return ReloadView(
+        ok=bool(_get(result, "ok", False)),
+        rolled_back=bool(_get(result, "rolled_back", False)),
+        error=str(error) if error else None,
+        duration_ms=round(float(duration) * 1000, 3) if duration is not None else None,
+        finished_at=float(finished) if finished else None,
+    )
+
+
+def plugin_view(record: Any) -> PluginView:
+    """A manager ``PluginRecord`` as one row of the UI."""
+    md = _get(record, "metadata")
+    name = str(_get(record, "name", None) or _get(md, "name", "?"))
+    error = _get(record, "error")
+    return PluginView(
+        name=name,
+        version=str(_get(md, "version", "") or _get(record, "version", "") or ""),
+        description=str(_get(md, "description", "") or ""),
+        source=str(_get(record, "source", "") or ""),
+        state=cast(LifecycleName, str(_get(record, "status", "loaded"))),
+        health=health_view(_get(record, "health")),
+        last_reload=reload_view(_get(record, "last_reload")),
+        error=str(error) if error else None,
+        requires=[str(r) for r in (_get(md, "requires", ()) or ())],
+        capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
+    )
+
+
+def _ms(seconds: Any) -> str:
+    try:
+        ms = float(seconds) * 1000
+    except (TypeError, ValueError):
+        return ""
+    return f" in {ms:.1f} ms" if ms < 10 else f" in {ms:.0f} ms"
+
+
+def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
+    """One human line per event, as the panel's and the dashboard's event log show it."""
+    who = plugin or "flx_ipy"
+    err = details.get("error")
+    if kind == "loaded":
+        version = details.get("version")
+        return f"{who} {version} loaded" if version else f"{who} loaded"
+    if kind == "failed":
+        return f"{who} failed" + (f": {err}" if err else "")
+    if kind == "reloading":
+        return f"{who} reloading…"
+    if kind == "reloaded":
+        version = details.get("version")
+        prev = details.get("previous_version")
+        change = f" ({prev} → {version})" if prev and version and prev != version else ""
+        return f"{who} reloaded{_ms(details.get('duration'))}{change}"
+    if kind == "reload_failed":
+        phase = details.get("phase")
+        where = details.get("where")
+        tail = " — previous version still running" if details.get("rolled_back") else ""
+        return (f"{who} reload failed" + (f" in {phase}" if phase else "") + (f" at {where}" if where else "")
+                + (f": {err}" if err else "") + tail)
+    if kind == "health_changed":
+        message = details.get("message")
+        return f"{who} health: {details.get('status', 'unknown')}" + (f" — {message}" if message else "")
+    if kind == "discovered":
+        return f"discovered {who}" + (f" (error: {err})" if err else "")
+    if kind == "dependency_reloaded":
+        return f"{who}: dependency {details.get('dependency', '?')} reloaded"
+    if kind == "watch_started":
+        paths = details.get("paths") or []
+        return f"watching {len(paths)} path{'s' if len(paths) != 1 else ''}"
+    if kind == "watch_stopped":
+        return "stopped watching"
+    return f"{who} {kind}"
+
+
+def event_view(event: Any) -> EventView:
+    """A manager ``Event`` (or its ``to_dict()``) as one log line of the UI."""
+    data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+    details = data.get("details") or {}
+    kind, plugin = str(data.get("kind")), data.get("plugin")
+    return EventView(seq=int(data.get("seq") or 0), kind=kind, plugin=plugin,
+                     time=float(data.get("time") or 0.0), summary=summarize(kind, plugin, details),
+                     details=dict(details))
+
+
+class UIState:
+    """The manager as UIs see it: a snapshot, then a delta per event, to every listener.
+
+    ``UIState(pm).attach()`` subscribes to the manager's events; ``detach()`` stops. Without a
+    manager, feed events to :meth:`apply` yourself.
+    """
+
+    def __init__(self, manager: Any = None, *, max_events: int = 50, flx_version: str = __version__):
+        self.manager = manager
+        self.max_events = max_events
+        self.flx_version = flx_version
+        self._lock = threading.RLock()
+        self._rows: dict[str, PluginView] = {}
+        self._watcher = WatcherView(watching=False, paths=[])
+        self._events: deque[EventView] = deque(maxlen=max_events)
+        self._before_reload: dict[str, LifecycleName] = {}
+        self._seq = 0
+        self._listeners: list[Listener] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        if manager is not None:
+            self._load_from_manager()
+
+    # --- wiring ------------------------------------------------------------------------------
+
+    def attach(self) -> UIState:
+        """Follow the manager's events (idempotent)."""
+        if self.manager is not None and self._unsubscribe is None:
+            self._unsubscribe = self.manager.subscribe(self.apply)
+            self._load_from_manager()  # events up to now, deduplicated by seq in apply()
+        return self
+
+    def detach(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        with self._lock:
+            self._listeners.clear()
+
+    @property
+    def attached(self) -> bool:
+        return self._unsubscribe is not None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold back deltas (for a sender that must order its own message among them)."""
+        with self._lock:
+            yield
+
+    def listen(self, listener: Listener, *, snapshot: bool = True) -> Callable[[], None]:
+        """Send ``listener`` a snapshot now, then every delta; returns the function to stop.
+
+        The snapshot and the deltas come under one lock, so no delta is lost or arrives before
+        the snapshot, whichever thread the manager's events come from.
+        """
+        with self._lock:
+            if snapshot:
+                listener(protocol.snapshot(self.snapshot()))
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
+
+    # --- reading -----------------------------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def snapshot(self) -> StateView:
+        """The whole state now (rows re-read from the manager if there is one)."""
+        with self._lock:
+            if self.manager is not None:
+                self._rows = {name: plugin_view(rec) for name, rec in self.manager.plugins.items()}
+                self._watcher = self._manager_watcher()
+            return StateView(
+                seq=self._seq,
+                plugins=[dict(self._rows[n]) for n in sorted(self._rows)],  # type: ignore[misc]
+                watcher=WatcherView(watching=self._watcher["watching"], paths=list(self._watcher["paths"])),
+                events=list(self._events),
+                flx_version=self.flx_version,
+            )
+
+    def plugin(self, name: str) -> PluginView | None:
+        with self._lock:
+            return self._rows.get(name)
+
+    # --- folding events ----------------------------------------------------------------------
+
+    def apply(self, event: Any) -> DeltaMsg | None:
+        """Fold one manager event; returns the delta sent to listeners (``None`` if a repeat)."""
+        ev = event_view(event)
+        with self._lock:
+            if ev["seq"] and ev["seq"] <= self._seq:
+                return None  # already folded (replayed history, or a late duplicate)
+            self._seq = ev["seq"] or self._seq + 1
+            self._events.append(ev)
+            upsert, remove, watcher = self._fold(ev)
+            delta = protocol.delta(self._seq, ev, upsert, remove, watcher)
+            for listener in list(self._listeners):
+                try:
+                    listener(delta)
+                except Exception:  # one broken UI must not starve the others
+                    import logging
+
+                    logging.getLogger("flx_ipy").exception("flx_ipy: UI listener %r raised", listener)
+            return delta
+
+    def _fold(self, ev: EventView) -> tuple[list[PluginView], list[str], WatcherView | None]:
+        kind, name, details = ev["kind"], ev["plugin"], ev["details"]
+        if kind in ("watch_started", "watch_stopped"):
+            if self.manager is not None:
+                self._watcher = self._manager_watcher()
+            elif kind == "watch_started":
+                self._watcher = WatcherView(watching=True, paths=[str(p) for p in details.get("paths") or []])
+            else:
+                self._watcher = WatcherView(watching=False, paths=[])
+            return [], [], WatcherView(watching=self._watcher["watching"], paths=list(self._watcher["paths"]))
+        if name is None or kind in _LOG_ONLY:
+            return [], [], None
+        if self.manager is not None:
+            record = self.manager.plugins.get(name)
+            if record is None:
+                return ([], [name], None) if self._rows.pop(name, None) is not None else ([], [], None)
+            row = plugin_view(record)
+            self._rows[name] = row
+            return [row], [], None
+        return self._fold_without_manager(kind, name, details, ev["time"])
+
+    def _fold_without_manager(self, kind: str, name: str, details: Mapping[str, Any],
+                              when: float) -> tuple[list[PluginView], list[str], WatcherView | None]:
+        if kind == "unloaded":
+            return ([], [name], None) if self._rows.pop(name, None) is not None else ([], [], None)
+        row = self._rows.get(name)
+        if row is None:
+            row = PluginView(name=name, version=str(details.get("version") or ""), description="",
+                             source=str(details.get("source") or ""), state="loaded", health=None,
+                             last_reload=None, error=None, requires=[], capabilities=[])
+        else:
+            row = PluginView(**row)  # type: ignore[typeddict-item]
+        if details.get("version"):
+            row["version"] = str(details["version"])
+        states: dict[str, LifecycleName] = {
+            "loaded": "loaded", "initialized": "initialized", "started": "running", "stopped": "stopped",
+        }
+        if kind in states:
+            row["state"] = states[kind]
+            row["error"] = None
+        elif kind == "failed":
+            row["state"] = "failed"
+            row["error"] = str(details.get("error") or "failed")
+        elif kind == "reloading":
+            self._before_reload[name] = row["state"]
+            row["state"] = "reloading"
+        elif kind == "reloaded":
+            row["state"] = self._before_reload.pop(name, "running")
+            row["error"] = None
+            row["last_reload"] = ReloadView(
+                ok=True, rolled_back=False, error=None,
+                duration_ms=round(float(details["duration"]) * 1000, 3) if details.get("duration") is not None
+                else None,
+                finished_at=when)
+        elif kind == "reload_failed":
+            fallback: LifecycleName = row["state"] if row["state"] != "reloading" else "running"
+            row["state"] = self._before_reload.pop(name, fallback)
+            error = str(details.get("error") or "reload failed")
+            row["error"] = error
+            row["last_reload"] = ReloadView(ok=False, rolled_back=bool(details.get("rolled_back")),
+                                            error=error, duration_ms=None, finished_at=when)
+        elif kind == "health_changed":
+            row["health"] = health_view({"status": details.get("status", "unknown"),
+                                         "message": details.get("message", ""), "checked_at": when})
+        self._rows[name] = row
+        return [row], [], None
+
+    # --- manager helpers ---------------------------------------------------------------------
+
+    def _manager_watcher(self) -> WatcherView:
+        pm = self.manager
+        return WatcherView(watching=bool(getattr(pm, "watching", False)),
+                           paths=[str(p) for p in (getattr(pm, "watched_paths", None) or [])])
+
+    def _load_from_manager(self) -> None:
+        pm = self.manager
+        events = getattr(pm, "events", None)
+        history = events.history(self.max_events) if events is not None else []
+        with self._lock:
+            for ev in history:
+                view = event_view(ev)
+                if view["seq"] > self._seq:
+                    self._events.append(view)
+                    self._seq = view["seq"]
+            self._rows = {name: plugin_view(rec) for name, rec in pm.plugins.items()}
+            self._watcher = self._manager_watcher()

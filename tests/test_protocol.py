@@ -1,0 +1,127 @@
+"""The comm protocol: version checks, message validation, and the TypeScript mirror."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from pathlib import Path
+
+import pytest
+
+from flx_ipy import protocol
+from flx_ipy.protocol import ProtocolError, parse_client_message, version_problem
+
+TS = Path(__file__).resolve().parents[1] / "labextension" / "src" / "protocol.ts"
+
+
+@pytest.mark.parametrize("theirs", ["1.0", "1.3", "1.0.7"])
+def test_same_major_is_compatible(theirs: str) -> None:
+    assert version_problem(theirs) is None
+
+
+@pytest.mark.parametrize("theirs", ["2.0", "0.9", None, "", "one"])
+def test_major_mismatch_names_both_versions_and_the_fix(theirs: object) -> None:
+    message = version_problem(theirs)
+    assert message is not None
+    assert f"protocol {theirs}" in message
+    assert f"speaks {protocol.PROTOCOL_VERSION}" in message
+    assert "pip install" in message
+    assert "restart the kernel" in message
+
+
+def test_hello_is_parsed() -> None:
+    data = {"kind": "hello", "protocol": "1.2", "client": "labextension", "replaces": "abc"}
+    assert parse_client_message(data) == data
+
+
+def test_hello_from_another_major_is_a_version_mismatch() -> None:
+    with pytest.raises(ProtocolError, match=r"speaks protocol 2\.0") as info:
+        parse_client_message({"kind": "hello", "protocol": "2.0"})
+    assert info.value.code == "version_mismatch"
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "reload", "unload"])
+def test_plugin_actions_need_a_plugin(action: str) -> None:
+    ok = parse_client_message({"kind": "action", "protocol": "1.0", "request_id": "r1", "action": action,
+                               "plugin": "counter"})
+    assert ok["action"] == action
+    assert ok["plugin"] == "counter"
+    with pytest.raises(ProtocolError, match="needs a plugin name"):
+        parse_client_message({"kind": "action", "protocol": "1.0", "request_id": "r1", "action": action})
+
+
+def test_refresh_needs_no_plugin() -> None:
+    msg = parse_client_message({"kind": "action", "protocol": "1.0", "request_id": "r", "action": "refresh"})
+    assert msg["plugin"] is None
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ([], "expected a message object"),
+        ({"kind": "nope", "protocol": "1.0"}, "unknown message kind 'nope'"),
+        ({"kind": "action", "protocol": "1.0", "request_id": "r", "action": "explode"}, "unknown action"),
+        ({"kind": "action", "protocol": "1.0", "action": "refresh"}, "no request_id"),
+    ],
+)
+def test_bad_messages_say_what_is_wrong(data: object, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match) as info:
+        parse_client_message(data)
+    assert info.value.code == "bad_message"
+
+
+def test_builders_stamp_the_version_and_are_json() -> None:
+    msgs = [
+        protocol.announce("0.1.0"),
+        protocol.delta(3),
+        protocol.reply("r", "stop", "counter", True, "counter stopped"),
+        protocol.error("nope"),
+    ]
+    for m in msgs:
+        assert m["protocol"] == protocol.PROTOCOL_VERSION
+        assert json.loads(json.dumps(m)) == m
+
+
+# --- protocol.ts mirrors protocol.py ---------------------------------------------------------
+
+
+def _ts_interfaces(text: str) -> dict[str, set[str]]:
+    out = {}
+    for m in re.finditer(r"export interface (\w+) \{(.*?)\n\}", text, re.S):
+        out[m.group(1)] = set(re.findall(r"^\s+(\w+)\??:", m.group(2), re.M))
+    return out
+
+
+def _ts_const(text: str, name: str) -> str:
+    m = re.search(rf"export const {name} = '([^']*)'", text)
+    assert m, f"{name} missing from protocol.ts"
+    return m.group(1)
+
+
+def test_typescript_constants_match() -> None:
+    text = TS.read_text()
+    assert _ts_const(text, "PROTOCOL_VERSION") == protocol.PROTOCOL_VERSION
+    assert _ts_const(text, "KERNEL_TARGET") == protocol.KERNEL_TARGET
+    assert _ts_const(text, "PANEL_TARGET") == protocol.PANEL_TARGET
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HealthView", "ReloadView", "PluginView", "WatcherView", "EventView", "StateView", "AnnounceMsg",
+     "SnapshotMsg", "DeltaMsg", "ReplyMsg", "ErrorMsg", "HelloMsg", "ActionMsg"],
+)
+def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
+    ts = _ts_interfaces(TS.read_text())
+    assert f"I{name}" in ts, f"protocol.ts lacks interface I{name}"
+    py_fields = set(typing.get_type_hints(getattr(protocol, name)))
+    assert ts[f"I{name}"] == py_fields
+
+
+def test_typescript_literals_match() -> None:
+    text = TS.read_text()
+    for alias, py in [("LifecycleName", protocol.LifecycleName), ("HealthName", protocol.HealthName),
+                      ("ActionName", protocol.ActionName)]:
+        m = re.search(rf"export type {alias} =(.*?);", text, re.S)
+        assert m, alias
+        assert set(re.findall(r"'(\w+)'", m.group(1))) == set(typing.get_args(py))
