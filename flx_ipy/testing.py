@@ -44,7 +44,9 @@ class ScriptedChanges:
         self._q: queue.Queue[Any] = queue.Queue()
         self.closed = False
         self.calls = 0
+        self.delivered = 0
         self.idle = threading.Event()
+        self._cond = threading.Condition()
 
     def push(self, *paths: str | os.PathLike[str], change: int = MODIFIED) -> None:
         self._q.put({(change, os.fspath(p)) for p in paths})
@@ -52,8 +54,16 @@ class ScriptedChanges:
     def tick(self) -> None:
         self._q.put("timeout")
 
+    def wait_consumed(self, timeout: float = 5.0) -> None:
+        """Block until the watcher has processed everything pushed so far and asks for more."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._q.empty() and self.calls > self.delivered, timeout):
+                raise TimeoutError("the watcher did not consume the scripted changes")
+
     def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any) -> Any:
-        self.calls += 1
+        with self._cond:
+            self.calls += 1
+            self._cond.notify_all()
         while True:
             if stop_event is not None and stop_event.is_set():
                 return "stop"
@@ -63,6 +73,8 @@ class ScriptedChanges:
             except queue.Empty:
                 continue
             self.idle.clear()
+            with self._cond:
+                self.delivered += 1
             return item
 
     def close(self) -> None:

@@ -147,6 +147,76 @@ def _repoint_class_cells(value: Any, new: type, old: type) -> None:
                 pass
 
 
+_FN_ATTRS = ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__", "__qualname__")
+
+
+def update_function(old: types.FunctionType, new: types.FunctionType, new_cls: type | None,
+                    old_cls: type | None, undo: list[Any], depth: int = 0) -> bool:
+    """Give the *old* function object the new code, so references taken earlier (a bound method
+    stored as a callback, a decorator's captured function) run the new version.
+
+    Closure cells are updated pairwise (recursing into captured functions, as decorators
+    capture the wrapped function); a ``__class__`` cell keeps pointing at the old class.
+    Returns False when the closure shapes differ: then the caller rebinds the new function.
+    """
+    if old is new:
+        return True
+    if old.__code__.co_freevars != new.__code__.co_freevars or depth > 4:
+        return False
+    for oc, nc in zip(old.__closure__ or (), new.__closure__ or ()):
+        try:
+            nv = nc.cell_contents
+        except ValueError:
+            continue
+        if new_cls is not None and nv is new_cls:
+            nv = old_cls
+        try:
+            ov = oc.cell_contents
+        except ValueError:
+            ov = _MISSING
+        if ov is nv:
+            continue
+        if (isinstance(ov, types.FunctionType) and isinstance(nv, types.FunctionType)
+                and update_function(ov, nv, new_cls, old_cls, undo, depth + 1)):
+            continue
+        undo.append(("cell", oc, ov))
+        oc.cell_contents = nv
+    undo.append(("fn", old, {a: getattr(old, a) for a in _FN_ATTRS}, dict(old.__dict__)))
+    for a in _FN_ATTRS:
+        setattr(old, a, getattr(new, a))
+    old.__dict__.update(new.__dict__)
+    if "__wrapped__" in old.__dict__ and old.__dict__["__wrapped__"] is not new.__dict__.get("__wrapped__"):
+        old.__dict__["__wrapped__"] = new.__dict__["__wrapped__"]
+    return True
+
+
+def undo_updates(undo: list[Any]) -> None:
+    for entry in reversed(undo):
+        if entry[0] == "cell":
+            _, cell, value = entry
+            if value is _MISSING:
+                del cell.cell_contents
+            else:
+                cell.cell_contents = value
+        else:
+            _, fn, attrs, fdict = entry
+            for a, v in attrs.items():
+                setattr(fn, a, v)
+            fn.__dict__.clear()
+            fn.__dict__.update(fdict)
+    undo.clear()
+
+
+def _in_place(old: Any, new: Any, new_cls: type | None, old_cls: type | None, undo: list[Any]) -> Any:
+    """The value to store: the old object updated in place when possible, else the new one."""
+    if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
+        return old if update_function(old, new, new_cls, old_cls, undo) else new
+    if isinstance(old, (staticmethod, classmethod)) and type(old) is type(new):
+        if isinstance(old.__func__, types.FunctionType) and isinstance(new.__func__, types.FunctionType):
+            return old if update_function(old.__func__, new.__func__, new_cls, old_cls, undo) else new
+    return new
+
+
 def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...]) -> str | None:
     """Why ``old`` cannot take ``new``'s code in place (None: it can)."""
     if type(old) is not type(new):
@@ -193,6 +263,7 @@ class CodeSwap:
         self.unpatchable: dict[str, str] = {}  # "module.Class" -> reason
         self.changed = False
         self.compile_time = 0.0
+        self._undo: list[Any] = []
 
     def prepare(self) -> bool:
         """Read and compile every module's source; True if any content differs from what runs."""
@@ -230,6 +301,13 @@ class CodeSwap:
             for stale in old_names - new_names:
                 if not stale.startswith("__"):
                     ns.pop(stale, None)
+        before = snap.dict_before
+        for name, value in list(ns.items()):
+            old_fn = before.get(name)
+            if (isinstance(value, types.FunctionType) and isinstance(old_fn, types.FunctionType)
+                    and old_fn.__module__ == mod.__name__ and old_fn is not value
+                    and update_function(old_fn, value, None, None, self._undo)):
+                ns[name] = old_fn  # module-level function: keep its identity
         old_classes = {c.__qualname__: c for c, _, _ in snap.classes}
         for name, value in list(ns.items()):
             if not (isinstance(value, type) and value.__module__ == mod.__name__):
@@ -250,10 +328,15 @@ class CodeSwap:
         if mapped != old.__bases__:
             old.__bases__ = mapped
         new_dict = vars(new)
+        old_dict = vars(old)
         for k, v in new_dict.items():
             if k in _SKIP_ATTRS or isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 continue
             _repoint_class_cells(v, new, old)
+            if k in old_dict:
+                v = _in_place(old_dict[k], v, new, old, self._undo)
+                if v is old_dict[k]:
+                    continue
             setattr(old, k, v)
         for k in list(vars(old)):
             if k not in new_dict and k not in _SKIP_ATTRS and not isinstance(
@@ -264,6 +347,7 @@ class CodeSwap:
 
     def rollback(self) -> None:
         """Put every module dict and patched class back exactly as before ``apply``."""
+        undo_updates(self._undo)
         for snap in reversed(self.snaps):
             for cls, before, bases in snap.classes:
                 if cls.__bases__ != bases:
