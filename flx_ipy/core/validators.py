@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ __all__ = [
     "validate_plugin_class",
 ]
 
-_FIELDS = ("name", "version", "description", "requires", "capabilities")
+FIELDS = ("name", "version", "description", "requires", "capabilities")
 
 #: What each hook should look like; the fix offered for a wrong signature.
 _HOOK_SIGNATURES = {
@@ -119,8 +120,8 @@ def validate_metadata(md: PluginMetadata | Mapping[str, Any]) -> ValidationResul
                                                    f"{type(md).__name__}", 'PluginMetadata(name="counter")')])
     name = values.get("name")
     result = ValidationResult(f"metadata of {name!r}" if isinstance(name, str) else "metadata")
-    result.problems += [_metadata_problem(k, f"unknown field; known fields are {', '.join(_FIELDS)}")
-                        for k in values if k not in _FIELDS]
+    result.problems += [_metadata_problem(k, f"unknown field; known fields are {', '.join(FIELDS)}")
+                        for k in values if k not in FIELDS]
     if "name" not in values:
         result.problems.append(_metadata_problem("name", "missing: every plugin needs a name"))
     result.problems += [_metadata_problem(f, msg) for f, msg in metadata_problems(
@@ -277,9 +278,9 @@ def metadata_call_fields(node: ast.expr, consts: Mapping[str, Any]) -> dict[str,
     if not isinstance(node, ast.Call) or getattr(node.func, "id", getattr(node.func, "attr", "")) \
             != "PluginMetadata":
         raise NotStaticError(f"metadata = {ast.unparse(node)} is not a PluginMetadata(...) call")
-    if len(node.args) > len(_FIELDS) or any(isinstance(a, ast.Starred) for a in node.args):
+    if len(node.args) > len(FIELDS) or any(isinstance(a, ast.Starred) for a in node.args):
         raise NotStaticError("PluginMetadata(*args) cannot be read without running the code")
-    values = {f: _static(a, consts) for f, a in zip(_FIELDS, node.args, strict=False)}
+    values = {f: _static(a, consts) for f, a in zip(FIELDS, node.args, strict=False)}
     for kw in node.keywords:
         if kw.arg is None:
             raise NotStaticError("PluginMetadata(**kwargs) cannot be read without running the code")
@@ -289,8 +290,8 @@ def metadata_call_fields(node: ast.expr, consts: Mapping[str, Any]) -> dict[str,
 
 def build_metadata(fields: Mapping[str, Any]) -> tuple[PluginMetadata | None, list[tuple[str, str]]]:
     """Statically read fields -> metadata, or every ``(field, problem)`` found."""
-    unknown = [(k, f"unknown PluginMetadata field; known: {', '.join(_FIELDS)}")
-               for k in fields if k not in _FIELDS]
+    unknown = [(k, f"unknown PluginMetadata field; known: {', '.join(FIELDS)}")
+               for k in fields if k not in FIELDS]
     if "name" not in fields:
         unknown.append(("name", "missing: every plugin needs a name, e.g. name=\"counter\""))
     if unknown:
@@ -311,11 +312,17 @@ Check = Callable[[type], Iterable[Problem]]
 
 
 def _where(obj: Any) -> tuple[str | None, int | None]:
-    try:
-        return inspect.getsourcefile(obj), inspect.getsourcelines(obj)[1]
-    except (OSError, TypeError):
-        code = getattr(obj, "__code__", None)
-        return (code.co_filename, code.co_firstlineno) if code else (None, None)
+    """Where ``obj`` is defined, from code objects only: reading the file (``inspect``) would
+    cost a parse of the module on every reload and race with an editor saving it."""
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return code.co_filename, code.co_firstlineno
+    if isinstance(obj, type):
+        lines = [c.co_firstlineno for v in vars(obj).values()
+                 if (c := getattr(getattr(v, "__func__", v), "__code__", None)) is not None]
+        mod = sys.modules.get(obj.__module__)
+        return getattr(mod, "__file__", None), (min(lines) if lines else None)
+    return None, None
 
 
 def _hook_problem(hook: str, signature: str, *, is_async: bool, is_generator: bool, required: int,
