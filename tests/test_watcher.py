@@ -79,7 +79,7 @@ def test_twenty_rapid_saves_coalesce_into_one_reload_of_the_last(pm: PluginManag
 
 
 def test_save_without_change_does_nothing(pm: PluginManager, scripted) -> None:  # type: ignore[no-untyped-def]
-    path, src, applied, w = scripted
+    path, src, _, w = scripted
     n = len(pm.history())
     write_plugin(path, path.read_text())
     src.push(path)

@@ -24,7 +24,6 @@ from .errors import (
     FlxError,
     HookError,
     InvalidStateError,
-    PluginError,
     PluginLoadError,
 )
 from .hooks import HookCall, Steps
@@ -48,7 +47,7 @@ def plugin_traceback(exc: BaseException, files: Iterable[str]) -> tuple[str, str
     """The plugin's own frames of ``exc`` (never flx_ipy's), and the innermost ``file:line``."""
     wanted = {norm(f) for f in files}
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f"{exc.filename}:{exc.lineno}"
+        where: str | None = f"{exc.filename}:{exc.lineno}"
         return "".join(traceback.format_exception_only(type(exc), exc)), where
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if norm(f.filename) in wanted]
     cause = exc.__cause__ or exc.__context__

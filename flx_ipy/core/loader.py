@@ -139,8 +139,8 @@ def import_path(path: Path) -> tuple[types.ModuleType, str]:
             known = finder.packages.get(name)
             existing = sys.modules.get(name)
             existing_file = getattr(existing, "__file__", None) if existing else None
-            if known and known != str(path) or (existing_file and not Path(existing_file).resolve()
-                                                .is_relative_to(path)):
+            foreign = bool(existing_file) and not Path(str(existing_file)).resolve().is_relative_to(path)
+            if (known and known != str(path)) or foreign:
                 other = known or existing_file
                 raise PluginLoadError(
                     f"cannot load package {name!r} from {path}: a package of that name is already "
@@ -223,6 +223,7 @@ def load(target: str, resolved: str | None = None) -> LoadedCode:
     spec = resolved or target
     where, class_name = split_target(spec)
     path = Path(os.path.expanduser(where))
+    root: str | None
     looks_like_path = where.endswith(".py") or os.sep in where or "/" in where or path.exists()
     try:
         if looks_like_path:

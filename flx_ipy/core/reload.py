@@ -100,7 +100,7 @@ def _names_for(source: bytes, path: str) -> frozenset[str] | None:
 
 def module_file(mod: ModuleType) -> str | None:
     f = getattr(mod, "__file__", None)
-    if not f or not f.endswith(".py"):
+    if not isinstance(f, str) or not f.endswith(".py"):
         return None
     return os.path.normcase(os.path.abspath(f))
 
@@ -163,7 +163,7 @@ def update_function(old: types.FunctionType, new: types.FunctionType, new_cls: t
         return True
     if old.__code__.co_freevars != new.__code__.co_freevars or depth > 4:
         return False
-    for oc, nc in zip(old.__closure__ or (), new.__closure__ or ()):
+    for oc, nc in zip(old.__closure__ or (), new.__closure__ or (), strict=True):
         try:
             nv = nc.cell_contents
         except ValueError:
@@ -223,9 +223,9 @@ def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...]) -> 
         return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
     if vars(old).get("__slots__", _MISSING) != vars(new).get("__slots__", _MISSING):
         return "its __slots__ changed"
-    if issubclass(old, enum.Enum):
-        if list(old.__members__) != list(new.__members__) or any(
-                old.__members__[k].value != new.__members__[k].value for k in old.__members__):
+    if issubclass(old, enum.Enum) and issubclass(new, enum.Enum):
+        before = {k: m.value for k, m in old.__members__.items()}
+        if before != {k: m.value for k, m in new.__members__.items()}:
             return "its Enum members changed"
     if old.__basicsize__ != new.__basicsize__ or old.__itemsize__ != new.__itemsize__:
         return "its memory layout changed"

@@ -28,7 +28,7 @@ from .lifecycle import (
     plugin_modules,
     plugin_traceback,
 )
-from .loader import digest, source_hashes, sources
+from .loader import digest, source_hashes
 from .record import PluginRecord
 from .reload import CodeSwap, ReloadResult, module_file, read_source
 from .types import LifecycleState, PluginState
@@ -78,7 +78,7 @@ def _restore(inst: Any, snap: tuple[dict[str, Any] | None, dict[str, Any]]) -> N
 
 def _fresh_instance(new_cls: type, old: Any) -> Any:
     """A new object of ``new_cls`` carrying the old one's attributes (layout changes)."""
-    inst = new_cls.__new__(new_cls)
+    inst: Any = object.__new__(new_cls)
     d, slots = _snapshot(old)
     if d is not None and hasattr(inst, "__dict__"):
         vars(inst).update(d)
@@ -205,10 +205,11 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             swap.apply()
         except Exception as e:
             raise _Abort("import", e) from e
-        new_cls = getattr(rec.module, old_cls.__name__, None) if old_cls is not None else None
-        if new_cls is None or not isinstance(new_cls, type):
+        found = getattr(rec.module, old_cls.__name__, None) if old_cls is not None else None
+        if not isinstance(found, type):
             raise _Abort("validate", FlxError(
                 f"class {old_cls.__name__ if old_cls else '?'} is no longer defined in {rec.source}"))
+        new_cls: Any = found
         vres = validate_plugin_class(new_cls)
         if not vres.ok:
             raise _Abort("validate", FlxError(str(vres)))
