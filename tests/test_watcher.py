@@ -9,7 +9,7 @@ import pytest
 
 from flx_ipy import PluginManager
 from flx_ipy.core.watcher import Settler
-from flx_ipy.testing import ManualClock, ScriptedChanges, wait_for, write_plugin
+from flx_ipy.testing import ManualClock, ScriptedChanges, plugin_source, wait_for, write_plugin
 
 BODY = """
     def start(self):
@@ -141,3 +141,14 @@ def test_unwatch_stops_the_thread(pm: PluginManager, make_plugin, tmp_path: Path
     assert pm.watching and pm.watched_paths == [str(tmp_path / "plugins")]
     pm.unwatch()
     assert not w.running and w._thread is not None and not w._thread.is_alive()
+
+
+def test_plugins_loaded_after_watch_are_watched_too(pm: PluginManager, tmp_path: Path) -> None:
+    pm.watch()
+    assert pm.watched_paths == []
+    path = write_plugin(tmp_path / "later" / "late.py", plugin_source("late", body=BODY))
+    pm.load(str(path), start=True)
+    assert pm.watched_paths == [str(tmp_path / "later")]
+    p = pm.get("late")
+    write_plugin(path, path.read_text().replace('"v1"', '"v2"'))
+    wait_for(lambda: p.version() == "v2", timeout=10)

@@ -190,13 +190,24 @@ class PluginManager:
              ) -> PluginRecord:
         """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder)."""
         rec = self._run(lifecycle.load_steps(self, str(target), config))
+        self._follow_new_roots()
         if start:
             self.start(rec.name)
         return rec
 
+    def _follow_new_roots(self) -> None:
+        """Watching "the loaded plugins" includes plugins loaded after ``watch()``: re-arm the
+        watcher when a plugin lives in a folder it does not cover yet."""
+        w = self._watcher
+        if w is None or not w.auto or not w.running:
+            return
+        if set(self.watch_roots()) - set(w.paths):
+            self.watch(**w.options)
+
     async def aload(self, target: str | Path, start: bool = False, *,
                     config: Mapping[str, Any] | None = None) -> PluginRecord:
         rec = await self._arun(lifecycle.load_steps(self, str(target), config))
+        self._follow_new_roots()
         if start:
             await self.astart(rec.name)
         return rec

@@ -130,6 +130,9 @@ class Watcher:
         on_applied: Callable[[list[Any], float], Any] | None = None,
     ) -> None:
         self.pm = pm
+        self.auto = not paths  # follow the loaded plugins' folders as plugins are loaded
+        self.options = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
+                            applier=applier, source=source, clock=clock, on_applied=on_applied)
         roots = paths if paths else pm.watch_roots()
         self.paths = sorted({_folder(p) for p in roots})
         self.debounce, self.step = debounce, step
