@@ -61,7 +61,7 @@ export function renderRow(
       'div',
       {
         className: `flx-Reload${reload && !reload.ok ? ' flx-Reload-bad' : ''}`,
-        'data-testid': id('reload'),
+        'data-testid': id('lastreload'),
         'data-outcome': reload ? (reload.ok ? 'ok' : reload.rolled_back ? 'rolled_back' : 'failed') : 'none'
       },
       reloadText(reload)

@@ -1,0 +1,226 @@
+"""End to end: the JupyterLab side panel against a real kernel, in headless Chromium.
+
+Each test opens its own notebook (cells written through the contents API, run through the
+notebook UI), and asserts what the panel shows and what the kernel did. Set
+``FLX_UPDATE_SCREENSHOTS=1`` to refresh ``docs/side-panel.png`` from a real session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flx_ipy.testing import plugin_source, write_plugin
+
+ROOT = Path(__file__).resolve().parents[2]
+LabServer = Any  # tests/browser/conftest.py's LabServer (conftest modules are not imported by name)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+HEALTH = '''
+def start(self):
+    self.ticks = getattr(self, "ticks", 0)
+
+def health_check(self):
+    return HealthStatus.healthy(f"{self.ticks} ticks")
+'''
+
+# Until flx_ipy/extension.py exists, attach the bridge by hand; afterwards `%load_ext` does it.
+if (ROOT / "flx_ipy" / "extension.py").exists():
+    LOAD_EXT = "%load_ext flx_ipy\nimport flx_ipy\npm = flx_ipy.get_manager()"
+else:
+    LOAD_EXT = ("import flx_ipy\nfrom flx_ipy.lab_bridge import LabBridge\n"
+                "pm = flx_ipy.get_manager()\nbridge = LabBridge(pm).attach()")
+
+KERNEL_READY = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+RUN_CELL = """async (index) => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  panel.content.activeCellIndex = index;
+  await app.commands.execute('notebook:run-cell');
+}"""
+
+# Evaluate an expression in the notebook's kernel behind the UI's back (the notebook does not
+# show it): how a test asks the kernel what it did.
+KERNEL_EVAL = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, store_history: false });
+  let out = null;
+  future.onIOPub = msg => {
+    if (msg.header.msg_type === 'execute_result') { out = msg.content.data['text/plain']; }
+    if (msg.header.msg_type === 'error') { out = 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue; }
+  };
+  await future.done;
+  return out;
+}"""
+
+KERNEL_SUBMIT = """(code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  kernel.requestExecute({ code, store_history: false });
+}"""
+
+
+class Lab:
+    """What a test does with one notebook page and the side panel."""
+
+    def __init__(self, page: Any, server: LabServer, notebook: str) -> None:
+        self.page = page
+        self.server = server
+        self.notebook = notebook
+
+    def open(self) -> Lab:
+        self.page.goto(self.server.url(self.notebook))
+        self.wait_kernel_ready()
+        return self
+
+    def wait_kernel_ready(self, timeout: float = 60_000) -> None:
+        self.page.wait_for_function(KERNEL_READY, timeout=timeout)
+
+    def run_cell(self, index: int) -> None:
+        self.page.evaluate(RUN_CELL, index)
+
+    def kernel(self, code: str) -> str | None:
+        result = self.page.evaluate(KERNEL_EVAL, code)
+        return None if result is None else str(result)
+
+    def submit(self, code: str) -> None:
+        """Start code in the kernel without waiting for it (the kernel stays busy)."""
+        self.page.evaluate(KERNEL_SUBMIT, code)
+
+    def open_panel_from_palette(self) -> None:
+        self.page.keyboard.press("Control+Shift+C")
+        palette = self.page.locator(".lm-CommandPalette-input")
+        palette.fill("flx_ipy: Open plugin panel")
+        self.page.locator(".lm-CommandPalette-item", has_text="flx_ipy: Open plugin panel").first.click()
+        self.tid("flx-panel").wait_for(state="visible")
+
+    def open_panel(self) -> None:
+        self.page.evaluate("() => window.jupyterapp.commands.execute('flx_ipy:open-panel')")
+        self.tid("flx-panel").wait_for(state="visible")
+
+    def tid(self, testid: str) -> Any:
+        return self.page.locator(f"[data-testid='{testid}']")
+
+    def expect_attr(self, testid: str, attr: str, value: str, timeout: float = 20_000) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.tid(testid)).to_have_attribute(attr, value, timeout=timeout)
+
+    def expect_text(self, testid: str, text: str, timeout: float = 20_000) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.tid(testid)).to_contain_text(text, timeout=timeout)
+
+    def panel_comms_in_kernel(self) -> int:
+        out = self.kernel("len([c for c in get_ipython().kernel.comm_manager.comms.values() "
+                          "if c.target_name == 'flx_ipy'])")
+        assert out is not None
+        return int(out)
+
+
+def new_lab(page: Any, server: LabServer, plugin: Path, *extra: str) -> Lab:
+    notebook = server.new_notebook([LOAD_EXT, f"pm.load({str(plugin)!r}, start=True)\npm.health('counter')",
+                                    *extra])
+    return Lab(page, server, notebook).open()
+
+
+@pytest.fixture
+def plugin_file(lab_server: LabServer) -> Path:
+    return write_plugin(lab_server.root / f"counter_{uuid.uuid4().hex[:8]}.py",
+                        plugin_source("counter", "1.0.0", HEALTH))
+
+
+def test_panel_shows_plugins_obeys_buttons_and_survives_restart(page: Any, lab_server: LabServer,
+                                                                 plugin_file: Path) -> None:
+    lab = new_lab(page, lab_server, plugin_file)
+    lab.open_panel_from_palette()
+    lab.expect_attr("flx-status", "data-status", "not-loaded")
+    lab.expect_text("flx-status", "%load_ext flx_ipy")
+
+    lab.run_cell(0)
+    lab.expect_attr("flx-status", "data-status", "ready")
+    lab.run_cell(1)
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_text("flx-version-counter", "v1.0.0")
+    lab.expect_attr("flx-health-counter", "data-health", "healthy")
+    lab.expect_text("flx-health-counter", "0 ticks")
+
+    # stop: the kernel obeys, the panel follows
+    lab.tid("flx-stop-counter").click()
+    lab.expect_attr("flx-row-counter", "data-state", "stopped")
+    assert lab.kernel("str(pm.status('counter'))") == "'stopped'"
+    lab.tid("flx-start-counter").click()
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    assert lab.kernel("str(pm.status('counter'))") == "'running'"
+
+    # reload picks up the file as it is on disk now
+    write_plugin(plugin_file, plugin_source("counter", "1.1.0", HEALTH))
+    lab.tid("flx-reload-counter").click()
+    lab.expect_text("flx-version-counter", "v1.1.0")
+    lab.expect_attr("flx-lastreload-counter", "data-outcome", "ok")
+    lab.expect_text("flx-notice", "reloaded")
+    assert lab.kernel("pm.plugins['counter'].version") == "'1.1.0'"
+
+    if os.environ.get("FLX_UPDATE_SCREENSHOTS"):
+        lab.page.screenshot(path=str(ROOT / "docs" / "side-panel.png"))
+
+    # restart: comms are disposed without onClose; the panel must notice and recover
+    lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    lab.expect_attr("flx-status", "data-status", "not-loaded", timeout=60_000)
+    lab.wait_kernel_ready()
+    lab.run_cell(0)
+    lab.run_cell(1)
+    lab.expect_attr("flx-status", "data-status", "ready")
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_text("flx-version-counter", "v1.1.0")
+
+
+def test_watching_busy_kernel_rollback_and_page_reload(page: Any, lab_server: LabServer,
+                                                       plugin_file: Path) -> None:
+    lab = new_lab(page, lab_server, plugin_file, f"pm.watch([{str(plugin_file.parent)!r}])")
+    lab.open_panel()
+    for i in range(3):
+        lab.run_cell(i)
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_attr("flx-watcher", "data-watching", "true")
+
+    # a save on disk, no cell run: the panel shows the new version
+    write_plugin(plugin_file, plugin_source("counter", "2.0.0", HEALTH))
+    lab.expect_text("flx-version-counter", "v2.0.0")
+    lab.expect_attr("flx-lastreload-counter", "data-outcome", "ok")
+
+    # a broken save is rolled back, and the panel says why
+    write_plugin(plugin_file, plugin_source("counter", "2.1.0", HEALTH + "\ndef broken(:\n    pass\n"))
+    lab.expect_attr("flx-lastreload-counter", "data-outcome", "rolled_back")
+    lab.expect_text("flx-error-counter", "SyntaxError")
+    lab.expect_text("flx-version-counter", "v2.0.0")
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+
+    # while a cell runs, a click is queued and shown as such; it runs after the cell
+    lab.submit("import time; time.sleep(2)")
+    lab.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               ".kernel.status === 'busy'")
+    lab.tid("flx-stop-counter").click()
+    lab.expect_attr("flx-pending-counter", "data-queued", "true", timeout=5_000)
+    lab.expect_attr("flx-row-counter", "data-state", "stopped")
+    assert lab.tid("flx-pending-counter").count() == 0
+
+    # a page reload leaves exactly one panel comm in the kernel
+    assert lab.panel_comms_in_kernel() == 1
+    lab.page.reload()
+    lab.wait_kernel_ready()
+    lab.open_panel()
+    lab.expect_attr("flx-status", "data-status", "ready")
+    lab.expect_attr("flx-row-counter", "data-state", "stopped")
+    lab.page.wait_for_function(KERNEL_READY)
+    assert lab.panel_comms_in_kernel() == 1
+    lab.kernel("pm.unwatch()")
