@@ -363,7 +363,10 @@ def test_unreadable_folder_is_an_error_candidate(tmp_path: Path) -> None:
     'class P(Plugin):\n    metadata: PluginMetadata = PluginMetadata(\n        "a", "1.0", "x (y) \\"z)",\n'
     '        requires=["b>=1"],  # ) in a comment\n        capabilities=("c",))\n',
     'class P(Plugin):\n    metadata = flx_ipy.PluginMetadata(name="""a""", description=\'\'\')\'\'\')\n',
-], ids=["simple", "strings-and-comments", "triple-quotes"])
+    'class P(Plugin):\n    metadata = PluginMetadata(\n        "a",\n        \'1.0\',\n'
+    '        capabilities=("x", "y",),\n    )\n',
+    'class P(Plugin):\n    metadata = PluginMetadata(name="a", requires=[],)\n',
+], ids=["simple", "strings-and-comments", "triple-quotes", "positional-tuple-trailing-comma", "empty-list"])
 def test_fast_path_agrees_with_the_full_parse(text: str) -> None:
     full = read_source(Path("x.py"), "from flx_ipy import Plugin, PluginMetadata\nimport flx_ipy\n" + text)
     assert _fast_fields(text, "P") == full.classes["P"].fields
