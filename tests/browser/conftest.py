@@ -169,8 +169,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked running on
+    the main thread while it is open, which would break every later test using asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium")
