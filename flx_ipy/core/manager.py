@@ -325,6 +325,13 @@ class PluginManager:
         states = ", ".join(f"{n}={r.status}" for n, r in self._records.items())
         return f"<PluginManager {len(self._records)} plugins: {states or 'none'}>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """``display(pm)`` in Jupyter: the live dashboard, or a text/HTML summary without widgets.
+        Imported by name at call time: the core itself never imports ipywidgets."""
+        import importlib
+
+        return importlib.import_module("flx_ipy.widgets").mimebundle(self, include, exclude)  # type: ignore[no-any-return]
+
 
 _default: PluginManager | None = None
 _default_lock = threading.Lock()

@@ -1,0 +1,270 @@
+"""HTML and text fragments of the dashboard, as pure functions of :mod:`flx_ipy.protocol` views.
+
+Kept apart from the widgets (no ipywidgets import) for two reasons: the live dashboard and its
+static fallbacks (``text/plain`` for terminals and nbclient, ``text/html`` for saved notebooks)
+must say the same thing, and these functions are tested without any widget at all.
+
+Every fragment carries a stable ``flx-*`` CSS class so browser tests and users' CSS can find it;
+colours are inline, because a notebook's output area strips no inline style but has no
+stylesheet of ours.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ..protocol import EventView, HealthView, PluginView, ReloadView, StateView, WatcherView
+
+#: Badge colours per lifecycle state (background, text).
+STATE_COLORS: dict[str, tuple[str, str]] = {
+    "running": ("#2e7d32", "#fff"),
+    "stopped": ("#757575", "#fff"),
+    "unloaded": ("#9e9e9e", "#fff"),
+    "failed": ("#c62828", "#fff"),
+    "reloading": ("#f9a825", "#212121"),
+    "loaded": ("#1565c0", "#fff"),
+    "initialized": ("#1565c0", "#fff"),
+    "discovered": ("#5c6bc0", "#fff"),
+}
+HEALTH_COLORS: dict[str, str] = {
+    "healthy": "#2e7d32", "degraded": "#ef6c00", "unhealthy": "#c62828", "unknown": "#9e9e9e",
+}
+OK_COLOR, FAIL_COLOR, MUTED = "#2e7d32", "#c62828", "#757575"
+
+
+class Latency(NamedTuple):
+    """One point of the reload-latency plot."""
+
+    plugin: str
+    ms: float | None  # None: a rollback whose duration is unknown
+    ok: bool
+
+
+def esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def one_line(text: Any, limit: int = 160) -> str:
+    """The first line of ``text``, shortened: rows never show a traceback."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def clock(epoch: float | None) -> str:
+    if not epoch:
+        return ""
+    return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int((epoch % 1) * 1000):03d}"
+
+
+# --- one row -------------------------------------------------------------------------------
+
+
+def badge_html(state: str) -> str:
+    bg, fg = STATE_COLORS.get(state, ("#616161", "#fff"))
+    return (f'<span class="flx-badge flx-state-{esc(state)}" title="lifecycle state" '
+            f'style="display:inline-block;min-width:72px;text-align:center;padding:1px 8px;'
+            f'border-radius:10px;background:{bg};color:{fg};font-size:12px;font-weight:600">'
+            f"{esc(state)}</span>")
+
+
+def name_html(view: PluginView) -> str:
+    title = esc(view["source"] or view["name"])
+    desc = f' <span style="color:{MUTED}">{esc(one_line(view["description"], 60))}</span>' \
+        if view["description"] else ""
+    return f'<span class="flx-name" title="{title}"><b>{esc(view["name"])}</b>{desc}</span>'
+
+
+def version_html(version: str) -> str:
+    return f'<code class="flx-version">{esc(version or "?")}</code>'
+
+
+def health_text(health: HealthView | None) -> str:
+    if health is None:
+        return "not checked"
+    return health["status"] + (f": {one_line(health['message'], 80)}" if health["message"] else "")
+
+
+def health_html(health: HealthView | None) -> str:
+    status = health["status"] if health else "unknown"
+    color = HEALTH_COLORS.get(status, MUTED)
+    return (f'<span class="flx-health flx-health-{esc(status)}" title="health">'
+            f'<span style="color:{color}">●</span> {esc(health_text(health))}</span>')
+
+
+def reload_text(last: ReloadView | None) -> str:
+    if last is None:
+        return "never reloaded"
+    if last["ok"]:
+        return f"ok in {fmt_ms(last['duration_ms'])}"
+    why = one_line(last["error"] or "unknown error", 120)
+    return f"rolled back: {why}" if last["rolled_back"] else f"failed: {why}"
+
+
+def reload_html(last: ReloadView | None) -> str:
+    if last is None:
+        return f'<span class="flx-reload flx-reload-none" style="color:{MUTED}">never reloaded</span>'
+    kind = "ok" if last["ok"] else ("rolled-back" if last["rolled_back"] else "failed")
+    color = OK_COLOR if last["ok"] else FAIL_COLOR
+    when = clock(last["finished_at"])
+    at = f' <span style="color:{MUTED}">at {esc(when)}</span>' if when else ""
+    return (f'<span class="flx-reload flx-reload-{kind}" title="{esc(last["error"] or "")}">'
+            f'<span style="color:{color}">{"✔" if last["ok"] else "↺"}</span> '
+            f"{esc(reload_text(last))}{at}</span>")
+
+
+def error_html(message: str | None) -> str:
+    if not message:
+        return ""
+    return (f'<span class="flx-row-error-text" style="color:{FAIL_COLOR};font-size:12px">'
+            f"⚠ {esc(one_line(message, 240))}</span>")
+
+
+# --- dashboard-wide parts ------------------------------------------------------------------
+
+
+def watcher_text(watcher: WatcherView) -> str:
+    if not watcher["watching"]:
+        return "not watching — `%plugin watch` reloads plugins when you save"
+    paths = watcher["paths"]
+    return f"watching {len(paths)} folder{'s' if len(paths) != 1 else ''}: " + ", ".join(paths)
+
+
+def watcher_html(watcher: WatcherView) -> str:
+    on = watcher["watching"]
+    dot = f'<span style="color:{OK_COLOR if on else MUTED}">{"◉" if on else "○"}</span>'
+    return (f'<span class="flx-watcher flx-watcher-{"on" if on else "off"}">{dot} '
+            f"{esc(watcher_text(watcher))}</span>")
+
+
+def header_html(count: int, flx_version: str) -> str:
+    return (f'<span class="flx-header"><b>flx_ipy plugins</b> '
+            f'<span style="color:{MUTED}">· {count} loaded · flx_ipy {esc(flx_version)}</span></span>')
+
+
+def log_html(events: Iterable[EventView], limit: int = 12) -> str:
+    """The most recent events, newest first."""
+    items = []
+    for ev in list(events)[:limit]:
+        bad = ev["kind"] in ("failed", "reload_failed")
+        color = FAIL_COLOR if bad else ("#212121" if ev["kind"] != "reloading" else MUTED)
+        items.append(f'<li class="flx-log-item flx-log-{esc(ev["kind"])}" style="color:{color}">'
+                     f'<code style="color:{MUTED}">{esc(clock(ev["time"]))}</code> '
+                     f'{esc(one_line(ev["summary"], 200))}</li>')
+    if not items:
+        items.append(f'<li style="color:{MUTED}">no events yet</li>')
+    return ('<div class="flx-log"><b style="font-size:12px">recent events</b>'
+            '<ul style="list-style:none;margin:2px 0;padding:0;font-size:12px;line-height:1.5">'
+            + "".join(items) + "</ul></div>")
+
+
+def latency_points(events: Iterable[EventView], rows: Sequence[PluginView] = ()) -> list[Latency]:
+    """Reload latencies from a snapshot's event history (oldest first)."""
+    last_fail = {r["name"]: r["last_reload"] for r in rows if r["last_reload"] and not r["last_reload"]["ok"]}
+    points = []
+    for ev in events:
+        if ev["kind"] == "reloaded" and ev["plugin"]:
+            duration = ev["details"].get("duration")
+            points.append(Latency(ev["plugin"], float(duration) * 1000 if duration is not None else None, True))
+        elif ev["kind"] == "reload_failed" and ev["plugin"]:
+            last = last_fail.get(ev["plugin"])
+            points.append(Latency(ev["plugin"], last["duration_ms"] if last else None, False))
+    return points
+
+
+def latency_svg(points: Sequence[Latency], width: int = 300, height: int = 70) -> str:
+    """A bar per reload (green ok, red rolled back); the y scale starts at 0."""
+    known = [p.ms for p in points if p.ms is not None]
+    if not points:
+        return (f'<div class="flx-latency flx-latency-empty" style="color:{MUTED};font-size:12px">'
+                "reload latency: no reloads yet</div>")
+    top = max(known) if known else 1.0
+    top = _nice_ceiling(top)
+    n = len(points)
+    gap = 2
+    bar_w = min(12.0, max(2.0, (width - 40 - gap * n) / max(n, 1)))
+    bars = []
+    for i, p in enumerate(points):
+        h = (p.ms / top) * (height - 16) if p.ms is not None else height - 16
+        h = max(h, 1.5)
+        x = 36 + i * (bar_w + gap)
+        y = height - 12 - h
+        color = OK_COLOR if p.ok else FAIL_COLOR
+        opacity = "1" if p.ms is not None else "0.35"
+        label = f"{p.plugin}: {'ok' if p.ok else 'rolled back'} {fmt_ms(p.ms)}"
+        bars.append(f'<rect class="flx-latency-bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
+                    f'height="{h:.1f}" fill="{color}" fill-opacity="{opacity}"><title>{esc(label)}</title></rect>')
+    ok_ms = sorted(p.ms for p in points if p.ok and p.ms is not None)
+    p50 = ok_ms[len(ok_ms) // 2] if ok_ms else None
+    caption = (f"reload latency, last {n}: p50 {fmt_ms(p50)}, max {fmt_ms(max(ok_ms) if ok_ms else None)}"
+               + (f", {sum(1 for p in points if not p.ok)} rolled back" if any(not p.ok for p in points) else ""))
+    axis = (f'<line x1="34" y1="{height - 12}" x2="{width}" y2="{height - 12}" stroke="#bdbdbd"/>'
+            f'<text x="0" y="10" font-size="9" fill="{MUTED}">{esc(fmt_ms(top))}</text>'
+            f'<text x="0" y="{height - 12}" font-size="9" fill="{MUTED}">0</text>')
+    return (f'<div class="flx-latency"><div style="font-size:12px">{esc(caption)}</div>'
+            f'<svg class="flx-latency-plot" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" '
+            f'aria-label="{esc(caption)}">{axis}{"".join(bars)}</svg></div>')
+
+
+def _nice_ceiling(value: float) -> float:
+    """1, 2 or 5 times 10^k at or above ``value``: an axis label a person can read."""
+    if value <= 0:
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for m in (1, 2, 5, 10):
+        if m * 10**exp >= value:
+            return float(m * 10**exp)
+    return float(10 ** (exp + 1))
+
+
+# --- static fallbacks (no widget frontend) ---------------------------------------------------
+
+
+def render_text(state: StateView, events: int = 8) -> str:
+    """The dashboard as plain text: terminals, nbclient outputs, logs."""
+    rows = state["plugins"]
+    lines = [f"flx_ipy plugins — {len(rows)} loaded · {watcher_text(state['watcher'])}"]
+    if rows:
+        table = [("NAME", "VERSION", "STATE", "HEALTH", "LAST RELOAD")]
+        table += [(r["name"], r["version"], r["state"], health_text(r["health"]), reload_text(r["last_reload"]))
+                  for r in rows]
+        widths = [min(max(len(t[i]) for t in table), 40) for i in range(4)]
+        for t in table:
+            lines.append("  " + "  ".join(c.ljust(w)[:w] for c, w in zip(t[:4], widths, strict=True)) + "  " + t[4])
+        for r in rows:
+            if r["error"]:
+                lines.append(f"  ! {r['name']}: {one_line(r['error'], 200)}")
+    else:
+        lines.append("  no plugins loaded — `%plugin load TARGET` (or pm.load(...))")
+    recent = list(reversed(state["events"]))[:events]
+    if recent:
+        lines.append("recent events (newest first):")
+        lines += [f"  {clock(e['time'])}  {one_line(e['summary'], 200)}" for e in recent]
+    return "\n".join(lines)
+
+
+def render_html(state: StateView, events: int = 8) -> str:
+    """The dashboard as a static HTML table: saved notebooks, frontends without widgets."""
+    rows = state["plugins"]
+    cell = 'style="padding:2px 8px;text-align:left"'
+    body = "".join(
+        f'<tr class="flx-row flx-row-{esc(r["name"])}"><td {cell}>{badge_html(r["state"])}</td>'
+        f"<td {cell}>{name_html(r)}</td><td {cell}>{version_html(r['version'])}</td>"
+        f"<td {cell}>{health_html(r['health'])}</td><td {cell}>{reload_html(r['last_reload'])}"
+        + (f"<br>{error_html(r['error'])}" if r["error"] else "") + "</td></tr>"
+        for r in rows
+    ) or f'<tr><td colspan="5" {cell}>no plugins loaded — <code>%plugin load TARGET</code></td></tr>'
+    recent = list(reversed(state["events"]))
+    return (f'<div class="flx-dashboard flx-dashboard-static">{header_html(len(rows), state["flx_version"])}'
+            f'<br>{watcher_html(state["watcher"])}<table class="flx-rows" style="border-collapse:collapse">'
+            f"{body}</table>{log_html(recent, events)}</div>")

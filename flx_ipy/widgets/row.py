@@ -1,0 +1,113 @@
+"""One plugin's row of the dashboard: badge, name, version, health, last reload, buttons.
+
+The row owns no state: :meth:`PluginRow.update` redraws it from a :class:`~flx_ipy.protocol.PluginView`
+(the UI state model's row), and only widgets whose value really changed send a comm message —
+traitlets compares before it syncs, so a health tick does not resend the whole row.
+
+Buttons call ``on_action(name, action)``, supplied by the dashboard, which runs the manager and
+returns ``(ok, message)``; a failure is one line under the row, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import ipywidgets as w
+
+from ..protocol import PLUGIN_ACTIONS, PluginView
+from . import render
+
+ActionRunner = Callable[[str, str], tuple[bool, str]]
+
+#: Which buttons make sense in which lifecycle state (the manager refuses the rest anyway).
+_ENABLED: dict[str, frozenset[str]] = {
+    "start": frozenset({"loaded", "initialized", "stopped", "failed"}),
+    "stop": frozenset({"running"}),
+    "reload": frozenset({"loaded", "initialized", "running", "stopped", "failed"}),
+    "unload": frozenset({"loaded", "initialized", "running", "stopped", "failed", "discovered"}),
+}
+_STYLES = {"start": "success", "stop": "", "reload": "info", "unload": "danger"}
+_ICONS = {"start": "play", "stop": "stop", "reload": "refresh", "unload": "trash"}
+
+
+def css_name(name: str) -> str:
+    """A plugin name usable in a CSS class (names may contain ``.`` and ``-``)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+
+
+class PluginRow(w.VBox):
+    """The widgets of one plugin. Attributes are public so tests can assert on them."""
+
+    def __init__(self, view: PluginView, on_action: ActionRunner,
+                 locked: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
+        self.name = view["name"]
+        self._on_action = on_action
+        self._locked = locked
+        self._acting = False
+        self._action_error: str | None = None
+        self._view_error: str | None = None
+        self.badge = w.HTML(layout=w.Layout(width="92px"))
+        self.title = w.HTML(layout=w.Layout(width="170px", overflow="hidden"))
+        self.version = w.HTML(layout=w.Layout(width="76px"))
+        self.health = w.HTML(layout=w.Layout(width="210px", overflow="hidden"))
+        self.last_reload = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="160px", overflow="hidden"))
+        self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px"))
+        self.buttons: dict[str, w.Button] = {}
+        for action in PLUGIN_ACTIONS:
+            button = w.Button(description=action, tooltip=f"{action} {self.name}", icon=_ICONS[action],
+                              button_style=_STYLES[action], layout=w.Layout(width="auto", height="26px"))
+            button.add_class("flx-btn")
+            button.add_class(f"flx-btn-{action}")
+            button.on_click(lambda _b, a=action: self.act(a))
+            self.buttons[action] = button
+        for part, widget in (("badge", self.badge), ("name", self.title), ("version", self.version),
+                             ("health", self.health), ("reload", self.last_reload), ("error", self.error)):
+            widget.add_class(f"flx-cell-{part}")
+        self._button_box = w.HBox(list(self.buttons.values()), layout=w.Layout(flex="0 0 auto"))
+        self._line = w.HBox([self.badge, self.title, self.version, self.health, self.last_reload,
+                             self._button_box], layout=w.Layout(align_items="center", width="100%"))
+        super().__init__([self._line, self.error], layout=w.Layout(border_bottom="1px solid #eee", padding="2px 0"))
+        self.add_class("flx-row")
+        self.add_class(f"flx-row-{css_name(self.name)}")
+        self.view = view
+        self.update(view)
+
+    def update(self, view: PluginView) -> None:
+        """Redraw from the state model's row (called under the dashboard's lock)."""
+        self.view = view
+        if not self._acting:
+            self._action_error = None  # news from the manager supersedes an old click's error
+        self._view_error = view["error"]
+        self.badge.value = render.badge_html(view["state"])
+        self.title.value = render.name_html(view)
+        self.version.value = render.version_html(view["version"])
+        self.health.value = render.health_html(view["health"])
+        self.last_reload.value = render.reload_html(view["last_reload"])
+        for action, button in self.buttons.items():
+            button.disabled = view["state"] not in _ENABLED[action]
+        self._show_error()
+
+    def _show_error(self) -> None:
+        self.error.value = render.error_html(self._action_error or self._view_error)
+        self.error.layout.display = "" if (self._action_error or self._view_error) else "none"
+
+    def act(self, action: str) -> bool:
+        """What a click does: run ``action`` on the manager; a failure becomes the row's error."""
+        self._acting = True
+        try:
+            ok, message = self._on_action(self.name, action)
+        except Exception as e:  # the runner is ours; still, a click must never raise into the kernel
+            ok, message = False, f"{action} {self.name} failed: {e}"
+        finally:
+            self._acting = False
+        with self._locked():  # the watcher thread may be redrawing this row right now
+            self._action_error = None if ok else render.one_line(message, 240)
+            self._show_error()
+        return ok
+
+    def close(self) -> None:
+        for child in (self.badge, self.title, self.version, self.health, self.last_reload, self.error,
+                      *self.buttons.values(), self._button_box, self._line):
+            child.close()
+        super().close()

@@ -1,0 +1,192 @@
+"""The dashboard in a real ipykernel, driven through jupyter_client as a notebook frontend would.
+
+What matters: a reload that happens while the kernel is idle — applied by a background thread
+or by the manager's watcher, with no cell running — reaches the frontend as ``comm_msg``
+updates of the dashboard's widgets on iopub. This test plays the frontend: it reads iopub, and
+for the click test it sends the ``click`` message a rendered button sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flx_ipy.testing import plugin_source, write_plugin
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+HEALTH = 'def health_check(self):\n    return HealthStatus.healthy("ticking")\n'
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class Frontend:
+    """Just enough of a notebook frontend: run cells, read iopub, message widgets."""
+
+    def __init__(self, kc: Any) -> None:
+        self.kc = kc
+        self.seen: list[dict[str, Any]] = []
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0,
+             start: int = 0) -> tuple[int, dict[str, Any]]:
+        """The first iopub message from index ``start`` on matching ``predicate``, and its index."""
+        deadline = time.monotonic() + timeout
+        i = start
+        while True:
+            while i < len(self.seen):
+                if predicate(self.seen[i]):
+                    return i, self.seen[i]
+                i += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                kinds = [m["msg_type"] for m in self.seen[start:]]
+                raise TimeoutError(f"no matching iopub message within {timeout} s; saw {kinds}")
+            try:
+                self.seen.append(self.kc.get_iopub_msg(timeout=min(left, 0.5)))
+            except queue.Empty:
+                pass
+
+    def execute(self, code: str) -> str:
+        """Run a cell to completion (kernel idle again); returns its msg_id."""
+        msg_id = self.kc.execute(textwrap.dedent(code))
+        reply = self.kc.get_shell_msg(timeout=30)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=30)
+        if reply["content"]["status"] != "ok":
+            c = reply["content"]
+            raise AssertionError(f"cell failed: {c.get('ename')}: {c.get('evalue')}\n" + "".join(c["traceback"]))
+        self.wait(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                  and m["parent_header"].get("msg_id") == msg_id)
+        return msg_id
+
+    def evaluate(self, expr: str) -> str:
+        msg_id = self.kc.execute(expr)
+        _, out = self.wait(lambda m: m["msg_type"] == "execute_result"
+                           and m["parent_header"].get("msg_id") == msg_id)
+        self.wait(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                  and m["parent_header"].get("msg_id") == msg_id)
+        return str(out["content"]["data"]["text/plain"])
+
+    def widget_update(self, model_id: str, contains: str, start: int) -> tuple[int, dict[str, Any]]:
+        """The first update of widget ``model_id`` whose ``value`` contains ``contains``."""
+        return self.wait(lambda m: m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == model_id
+                         and m["content"]["data"].get("method") == "update"
+                         and contains in str(m["content"]["data"]["state"].get("value", "")), start=start)
+
+    def click(self, model_id: str) -> None:
+        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {
+            "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}))
+
+    def cells_run_between(self, start: int, end: int) -> list[str]:
+        return [m["content"]["code"] for m in self.seen[start:end + 1] if m["msg_type"] == "execute_input"]
+
+
+@pytest.fixture
+def frontend(tmp_path: Path) -> Iterator[Frontend]:
+    from jupyter_client.manager import start_new_kernel
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
+    try:
+        yield Frontend(kc)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def plugin_file(tmp_path: Path) -> Path:
+    folder = tmp_path / "plugins"
+    return write_plugin(folder / f"dashcounter_{uuid.uuid4().hex[:8]}.py", plugin_source("counter", "1.0.0", HEALTH))
+
+
+def show_dashboard(fe: Frontend, plugin_file: Path) -> dict[str, str]:
+    """Load the plugin, display the dashboard; returns the model ids of the row's widgets."""
+    fe.execute(f"""
+        import json, flx_ipy
+        from flx_ipy.widgets import dashboard
+        pm = flx_ipy.get_manager()
+        pm.load({str(plugin_file)!r}, start=True)
+        pm.health()
+        board = dashboard(pm)
+        display(board)
+    """)
+    ids = fe.evaluate("""json.dumps({
+        "board": board.model_id, "badge": board.rows["counter"].badge.model_id,
+        "version": board.rows["counter"].version.model_id,
+        "reload": board.rows["counter"].last_reload.model_id,
+        "stop": board.rows["counter"].buttons["stop"].model_id,
+        "plot": board.plot.model_id, "log": board.event_log.model_id, "watcher": board.watcher.model_id})""")
+    return dict(json.loads(ids.strip("'")))
+
+
+def test_background_thread_reload_updates_widgets_with_no_cell_run(frontend: Frontend, plugin_file: Path,
+                                                                    tmp_path: Path) -> None:
+    ids = show_dashboard(frontend, plugin_file)
+    flag = tmp_path / "go"
+    frontend.execute(f"""
+        import threading, pathlib, time
+        def _later():
+            flag = pathlib.Path({str(flag)!r})
+            while not flag.exists():  # polls for the test's signal, sent once the kernel is idle
+                time.sleep(0.005)
+            pm.reload("counter")
+        threading.Thread(target=_later, daemon=True).start()
+    """)
+    mark = len(frontend.seen)  # the kernel is idle from here on
+    write_plugin(plugin_file, plugin_source("counter", "1.0.1", HEALTH))
+    flag.write_text("go")
+    i_version, _ = frontend.widget_update(ids["version"], "1.0.1", mark)
+    i_reload, _ = frontend.widget_update(ids["reload"], "ok in", mark)
+    i_plot, _ = frontend.widget_update(ids["plot"], "flx-latency-bar", mark)
+    i_log, _ = frontend.widget_update(ids["log"], "counter reloaded", mark)
+    assert frontend.cells_run_between(mark, max(i_version, i_reload, i_plot, i_log)) == []
+
+
+def test_watcher_reload_of_a_broken_save_shows_the_rollback_while_idle(frontend: Frontend,
+                                                                       plugin_file: Path) -> None:
+    ids = show_dashboard(frontend, plugin_file)
+    frontend.execute("pm.watch()")
+    _, armed = frontend.widget_update(ids["watcher"], "watching 1 folder", 0)
+    assert str(plugin_file.parent) in armed["content"]["data"]["state"]["value"]
+    mark = len(frontend.seen)
+    write_plugin(plugin_file, plugin_source("counter", "2.0.0", HEALTH))
+    i_ok, _ = frontend.widget_update(ids["version"], "2.0.0", mark)
+    write_plugin(plugin_file, "class Broken(:\n")  # a save that does not compile: rolled back
+    i_back, _ = frontend.widget_update(ids["reload"], "rolled back: SyntaxError", i_ok)
+    assert frontend.cells_run_between(mark, i_back) == []
+    frontend.execute("pm.unwatch()")
+
+
+def test_clicking_a_button_runs_the_action_in_the_kernel(frontend: Frontend, plugin_file: Path) -> None:
+    ids = show_dashboard(frontend, plugin_file)
+    mark = len(frontend.seen)
+    frontend.click(ids["stop"])  # what a rendered "stop" button sends
+    frontend.widget_update(ids["badge"], "flx-state-stopped", mark)
+    assert frontend.evaluate("str(pm.status('counter'))") == "'stopped'"
+
+
+def test_display_pm_shows_the_dashboard_with_text_fallbacks(frontend: Frontend, plugin_file: Path) -> None:
+    frontend.execute(f"""
+        import flx_ipy
+        pm = flx_ipy.get_manager()
+        pm.load({str(plugin_file)!r}, start=True)
+    """)
+    msg_id = frontend.execute("display(pm)")
+    _, shown = frontend.wait(lambda m: m["msg_type"] == "display_data"
+                             and m["parent_header"].get("msg_id") == msg_id)
+    data = shown["content"]["data"]
+    assert WIDGET_MIME in data  # the live dashboard ...
+    assert "counter" in data["text/plain"] and "running" in data["text/plain"]  # ... and nbclient's view
+    assert "flx-row-counter" in data["text/html"]
+    model_id = data[WIDGET_MIME]["model_id"]
+    assert frontend.evaluate("flx_ipy.widgets.dashboard(pm).model_id") == repr(model_id)  # shared

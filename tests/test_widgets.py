@@ -1,0 +1,251 @@
+"""The inline dashboard built and updated without a frontend.
+
+No kernel here: ipywidgets' comms are inert, but every widget's model value is real, so the
+tests assert what a frontend would render — the row's badge, version, last reload, the plot and
+the log change when the manager emits events, and buttons call the manager.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flx_ipy import PluginManager
+from flx_ipy.testing import ScriptedChanges, plugin_source, wait_for, write_plugin
+from flx_ipy.widgets import Dashboard, dashboard, mimebundle, render
+
+HEALTH = 'def health_check(self):\n    return HealthStatus.healthy("ticking")\n'
+
+
+@pytest.fixture
+def counter(pm: PluginManager, make_plugin: Any) -> Path:
+    path: Path = make_plugin("counter", HEALTH)
+    pm.load(str(path), start=True)
+    return path
+
+
+@pytest.fixture
+def board(pm: PluginManager) -> Iterator[Dashboard]:
+    b = Dashboard(pm)
+    yield b
+    b.close()
+
+
+def bump(path: Path, version: str, body: str = HEALTH) -> None:
+    write_plugin(path, plugin_source("counter", version, body))
+
+
+def test_rows_classes_and_header_from_the_snapshot(pm: PluginManager, counter: Path, make_plugin: Any) -> None:
+    pm.load(str(make_plugin("clock", cls="Clock")))
+    b = Dashboard(pm)
+    try:
+        assert list(b.rows) == ["clock", "counter"]
+        assert "flx-dashboard" in b._dom_classes
+        row = b.rows["counter"]
+        assert {"flx-row", "flx-row-counter"} <= set(row._dom_classes)
+        assert "flx-btn-reload" in row.buttons["reload"]._dom_classes
+        assert "flx-state-running" in row.badge.value and "#2e7d32" in row.badge.value  # green
+        assert "flx-state-loaded" in b.rows["clock"].badge.value and "#1565c0" in b.rows["clock"].badge.value
+        assert "1.0.0" in row.version.value
+        assert "never reloaded" in row.last_reload.value
+        assert "2 loaded" in b.header.value
+        assert "not watching" in b.watcher.value
+        assert row.buttons["start"].disabled and not row.buttons["stop"].disabled
+        assert [r.name for r in b.row_box.children] == ["clock", "counter"]
+    finally:
+        b.close()
+
+
+def test_empty_manager_says_how_to_load(board: Dashboard) -> None:
+    assert board.rows == {}
+    assert "%plugin load" in board.empty.value
+    assert "no reloads yet" in board.plot.value
+
+
+def test_reload_updates_badge_version_last_reload_plot_and_log(pm: PluginManager, counter: Path,
+                                                                board: Dashboard) -> None:
+    row = board.rows["counter"]
+    before = (row.version.value, row.last_reload.value, board.plot.value, board.event_log.value)
+    bump(counter, "1.0.1")
+    assert pm.reload("counter").ok
+    assert "1.0.1" in row.version.value
+    assert "flx-reload-ok" in row.last_reload.value and "ok in" in row.last_reload.value
+    assert "flx-state-running" in row.badge.value
+    assert "flx-latency-bar" in board.plot.value and "last 1" in board.plot.value
+    assert "counter reloaded" in board.event_log.value
+    after = (row.version.value, row.last_reload.value, board.plot.value, board.event_log.value)
+    assert all(a != b for a, b in zip(before, after, strict=True))
+
+
+def test_rolled_back_reload_shows_why_and_keeps_the_old_version(pm: PluginManager, counter: Path,
+                                                               board: Dashboard) -> None:
+    write_plugin(counter, "class Broken(:\n")
+    result = pm.reload("counter")
+    assert not result.ok and result.rolled_back
+    row = board.rows["counter"]
+    assert "flx-reload-rolled-back" in row.last_reload.value
+    assert "rolled back: SyntaxError" in row.last_reload.value
+    assert "1.0.0" in row.version.value and "flx-state-running" in row.badge.value
+    assert "previous version still running" in row.error.value
+    assert row.error.layout.display != "none"
+    assert "1 rolled back" in board.plot.value
+    assert "Traceback" not in row.error.value
+
+
+def test_buttons_call_the_manager(pm: PluginManager, counter: Path, board: Dashboard) -> None:
+    row = board.rows["counter"]
+    row.buttons["stop"].click()
+    assert pm.status("counter") == "stopped"
+    assert "flx-state-stopped" in row.badge.value and "#757575" in row.badge.value
+    assert not row.buttons["start"].disabled and row.buttons["stop"].disabled
+    row.buttons["start"].click()
+    assert pm.status("counter") == "running"
+    bump(counter, "1.0.2")
+    row.buttons["reload"].click()
+    assert pm.plugins["counter"].version == "1.0.2" and "1.0.2" in row.version.value
+    assert row.error.value == ""
+    row.buttons["unload"].click()
+    assert "counter" not in pm.plugins
+    assert board.rows == {} and board.row_box.children == ()
+    assert row.comm is None and row.badge.comm is None  # the removed row's widgets are closed
+
+
+def test_a_refused_action_is_one_line_in_the_row_not_a_traceback(pm: PluginManager, counter: Path,
+                                                                  board: Dashboard) -> None:
+    row = board.rows["counter"]
+    row.buttons["start"].click()  # already running: the manager refuses
+    text = row.error.value
+    assert "start counter failed" in text
+    assert "\n" not in text and "Traceback" not in text
+    assert pm.status("counter") == "running"
+    row.buttons["stop"].click()  # the next event from the manager clears the stale error
+    assert row.error.value == "" and row.error.layout.display == "none"
+
+
+def test_failed_plugin_is_red_with_its_error(pm: PluginManager, make_plugin: Any, board: Dashboard) -> None:
+    path = make_plugin("bad", "def start(self):\n    raise RuntimeError('no database')\n", cls="Bad")
+    pm.load(str(path))
+    with pytest.raises(Exception, match="no database"):
+        pm.start("bad")
+    row = board.rows["bad"]
+    assert "flx-state-failed" in row.badge.value and "#c62828" in row.badge.value
+    assert "no database" in row.error.value
+
+
+def test_health_button_and_health_changes(pm: PluginManager, counter: Path, board: Dashboard) -> None:
+    row = board.rows["counter"]
+    board.health_button.click()
+    assert "flx-health-healthy" in row.health.value and "ticking" in row.health.value
+    bump(counter, "1.0.1", 'def health_check(self):\n    return HealthStatus.degraded("slow disk")\n')
+    pm.reload("counter")
+    pm.health("counter")
+    assert "flx-health-degraded" in row.health.value and "slow disk" in row.health.value
+
+
+def test_events_from_another_thread_update_the_widgets(pm: PluginManager, counter: Path,
+                                                        board: Dashboard) -> None:
+    bump(counter, "2.0.0")
+    t = threading.Thread(target=pm.reload, args=("counter",))
+    t.start()
+    t.join(10)
+    assert "2.0.0" in board.rows["counter"].version.value
+
+
+def test_watcher_state_and_a_watched_save(pm: PluginManager, counter: Path, board: Dashboard) -> None:
+    src = ScriptedChanges()
+    pm.watch(source=src, settle=0.0)
+    try:
+        assert "flx-watcher-on" in board.watcher.value and str(counter.parent) in board.watcher.value
+        bump(counter, "3.0.0")
+        src.push(counter)
+        wait_for(lambda: "3.0.0" in board.rows["counter"].version.value)  # applied by the watcher thread
+    finally:
+        pm.unwatch()
+    assert "not watching" in board.watcher.value
+
+
+def test_event_log_is_newest_first_and_bounded(pm: PluginManager, counter: Path) -> None:
+    b = Dashboard(pm, log_size=3)
+    try:
+        for _ in range(3):
+            pm.stop("counter")
+            pm.start("counter")
+        items = b.event_log.value.count("flx-log-item")
+        assert items == 3
+        assert b.event_log.value.index("counter started") < b.event_log.value.index("counter stopped")
+    finally:
+        b.close()
+
+
+def test_close_unsubscribes_and_closes_widgets(pm: PluginManager, counter: Path) -> None:
+    before = len(pm.events._subscribers)
+    b = Dashboard(pm)
+    assert len(pm.events._subscribers) == before + 1
+    row = b.rows["counter"]
+    b.close()
+    assert len(pm.events._subscribers) == before
+    assert b.closed and b.comm is None and row.comm is None and b.plot.comm is None
+    pm.stop("counter")  # no error, nothing updates a closed dashboard
+    b.close()  # idempotent
+
+
+def test_dashboard_is_shared_per_manager_until_closed(pm: PluginManager, counter: Path) -> None:
+    first = dashboard(pm)
+    try:
+        assert dashboard(pm) is first
+        other = dashboard(pm, new=True)
+        assert other is not first
+        other.close()
+    finally:
+        first.close()
+    again = dashboard(pm)
+    assert again is not first
+    again.close()
+
+
+def test_widget_bundle_carries_text_and_html_fallbacks(pm: PluginManager, counter: Path,
+                                                        board: Dashboard) -> None:
+    bundle = board._repr_mimebundle_()
+    assert bundle is not None
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == board.model_id
+    assert "counter" in bundle["text/plain"] and "running" in bundle["text/plain"]
+    assert "flx-row-counter" in bundle["text/html"]
+    assert "counter" in str(board)
+
+
+def test_manager_repr_mimebundle_without_a_kernel_is_text_and_html(pm: PluginManager, counter: Path) -> None:
+    bundle = pm._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}  # terminal / no widget frontend: no widget made
+    assert "counter" in bundle["text/plain"] and "healthy" not in bundle["text/plain"].split("\n")[0]
+    assert "flx-dashboard-static" in bundle["text/html"]
+    assert set(mimebundle(pm, include=["text/plain"])) == {"text/plain"}
+    assert set(mimebundle(pm, exclude=["text/html"])) == {"text/plain"}
+
+
+def test_text_fallback_shows_rolled_back_reload(pm: PluginManager, counter: Path) -> None:
+    write_plugin(counter, "class Broken(:\n")
+    pm.reload("counter")
+    text = pm._repr_mimebundle_()["text/plain"]
+    assert "rolled back: SyntaxError" in text
+    assert "previous version still running" in text
+    assert "recent events (newest first)" in text
+
+
+def test_badge_colours_per_state() -> None:
+    assert "#f9a825" in render.badge_html("reloading")  # amber
+    assert "#1565c0" in render.badge_html("initialized")  # blue, as loaded
+    assert "flx-state-odd" in render.badge_html("odd")  # unknown states still render
+
+
+def test_latency_plot_scales_and_marks_rollbacks() -> None:
+    pts = [render.Latency("a", 2.0, True), render.Latency("a", 8.0, True), render.Latency("b", None, False)]
+    svg = render.latency_svg(pts)
+    assert svg.count("flx-latency-bar") == 3
+    assert "10.0 ms" in svg  # the axis top is a round number above the max
+    assert "p50 8.0 ms" in svg and "1 rolled back" in svg
+    assert render._nice_ceiling(0.37) == pytest.approx(0.5)
+    assert render._nice_ceiling(120) == pytest.approx(200)
