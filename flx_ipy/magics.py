@@ -1,0 +1,459 @@
+"""``%plugin``: the plugin author's commands, their configuration and their completion.
+
+A thin adapter over the manager (as IPython's ``AutoreloadMagics`` is over ``ModuleReloader``):
+parse, call the manager, render. Each subcommand is written once as a generator that *yields*
+the manager operations it needs, ``("start", name)``; a sync driver calls ``pm.start`` and an
+async driver awaits ``pm.astart``. The sync form is what ``%plugin start x`` runs inside a
+``def`` (async hooks then run on the manager's private hook loop); a top-level ``%plugin start
+x`` is rewritten by :func:`rewrite_awaitable` into ``await arun("start x")``, so an ``async
+def start`` runs on the kernel's own loop and the cell waits for it — no nest-asyncio.
+
+Errors are one line through ``IPython.core.error.UsageError`` itself (IPython shortens only
+that exact class): what failed, which plugin, what is still running, what to type next. The
+plugin's own traceback is there on request: ``%plugin error NAME`` or ``%plugin log -v``.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import os
+import shlex
+from collections.abc import Generator
+from typing import Any
+
+from IPython.core.error import TryNext, UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Int, List, Unicode, observe
+
+from . import display
+from .core.errors import FlxError
+
+log = logging.getLogger("flx_ipy")
+
+__all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
+
+SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
+               "health", "state", "get", "panel", "log", "error", "validate", "help")
+#: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
+AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
+_NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
+_PATH_ARG = frozenset({"discover", "validate"})
+
+_current: PluginMagics | None = None
+
+Op = tuple[str, tuple[Any, ...]]
+Command = Generator[Op, Any, Any]
+
+
+@magics_class
+class PluginMagics(Magics):
+    """``%plugin`` and its settings (``c.PluginMagics.step = 10`` or ``%config PluginMagics.step = 10``)."""
+
+    plugin_dirs = List(Unicode(), help="Folders searched for plugins, besides entry points.").tag(config=True)
+    watch_on_load = Bool(False, help="Watch a plugin's folder as soon as it is loaded.").tag(config=True)
+    debounce = Int(200, help="Watcher debounce in ms: caps how long a continuous stream of file events "
+                             "is grouped. It does not set latency; `step` does.").tag(config=True)
+    step = Int(5, help="Watcher step in ms: a batch of file events ends after this much quiet. "
+                       "Sets the save-to-reload latency.").tag(config=True)
+    settle = Float(0.008, help="Seconds a changed file must keep the same content before it is "
+                               "applied (editors write in several steps).").tag(config=True)
+    health_timeout = Float(5.0, help="Seconds a health check may take before it counts as "
+                                     "unhealthy.").tag(config=True)
+    log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
+                                  "updates in place when a save is applied.").tag(config=True)
+
+    def __init__(self, shell: Any, pm: Any, scheduler: Any = None, status: Any = None, **kwargs: Any) -> None:
+        self.pm = pm
+        self.scheduler = scheduler
+        self.status = status
+        self.last_internal_error: str | None = None
+        super().__init__(shell=shell, parent=shell, **kwargs)
+        self.apply_config()
+
+    # ----------------------------------------------------------------- configuration
+    def apply_config(self) -> None:
+        """Push every setting into the manager (at load, and whenever one changes)."""
+        if self.plugin_dirs:
+            self.pm.discovery.add_dirs(*self.plugin_dirs)
+        self.pm.health_timeout = self.health_timeout
+        self.pm.events.resize(self.log_size)
+
+    @observe("plugin_dirs", "health_timeout", "log_size")
+    def _manager_setting(self, change: Any) -> None:
+        if getattr(self, "pm", None) is not None:
+            self.apply_config()
+
+    @observe("debounce", "step", "settle")
+    def _watch_setting(self, change: Any) -> None:
+        pm = getattr(self, "pm", None)
+        if pm is not None and pm.watching:  # re-arm with the new timing, same folders
+            self.arm_watch(pm.watched_paths)
+
+    def arm_watch(self, paths: list[str] | None) -> Any:
+        applier = self.scheduler.applier if self.scheduler is not None else None
+        return self.pm.watch(paths, applier=applier, debounce=self.debounce, step=self.step,
+                             settle=self.settle)
+
+    # ----------------------------------------------------------------- the magic
+    @line_magic
+    @magic_arguments()
+    @argument("command", nargs="?", default="help", help="one of: " + ", ".join(SUBCOMMANDS))
+    @argument("args", nargs="*", help="plugin names, a load target, folders or files")
+    @argument("--start", action="store_true", help="load: start the plugin once loaded")
+    @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
+    @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    def plugin(self, line: str = "") -> Any:
+        """Develop plugins interactively: load, start, watch, edit, and see the new code run.
+
+        ::
+
+          %plugin discover [DIR ...]      list plugins in entry points and folders (no import)
+          %plugin list                    loaded plugins: version, status, health, last reload
+          %plugin load TARGET [--start]   a discovered name, module:Class, module, .py or folder
+          %plugin start|stop|reload|unload NAME
+          %plugin watch [NAME|PATH ...]   reload on save (idle: at once; busy: after the cell)
+          %plugin unwatch
+          %plugin health [NAME]           run health checks
+          %plugin state NAME              what the plugin hands to its next version
+          p = %plugin get NAME            the live object (keeps working across reloads)
+          %plugin panel                   inline dashboard
+          %plugin log [-n N] [-v]         recent events; -v adds plugins' tracebacks
+          %plugin error [NAME]            a failed plugin's own traceback
+          %plugin validate PATH           check a plugin file or folder without importing it
+
+        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
+        """
+        args = self._parse(line)
+        if args is None:
+            return None
+        return self._guard(args, lambda: self._drive_sync(self._command(args)))
+
+    async def aplugin(self, line: str) -> Any:
+        """The awaitable twin: hooks run on the caller's loop (the kernel's)."""
+        args = self._parse(line)
+        if args is None:
+            return None
+        try:
+            return await self._drive_async(self._command(args))
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            raise self._usage(args, e) from None
+
+    def _parse(self, line: str) -> Any:
+        try:
+            words = shlex.split(line, posix=os.name != "nt")
+        except ValueError as e:
+            raise UsageError(f"%plugin: cannot parse {line!r}: {e}") from None
+        if not words or words[0] == "help" or "-h" in words or "--help" in words:
+            print(self.plugin.__doc__)
+            return None
+        args = parse_argstring(self.plugin, line)
+        if args.command not in SUBCOMMANDS:
+            raise UsageError(f"%plugin: unknown subcommand {args.command!r}; use one of "
+                             f"{', '.join(SUBCOMMANDS)} (`%plugin --help`)")
+        return args
+
+    def _guard(self, args: Any, run: Any) -> Any:
+        try:
+            return run()
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            raise self._usage(args, e) from None
+
+    def _usage(self, args: Any, e: BaseException) -> UsageError:
+        """One line: what failed, which plugin, what is still running, what to type next."""
+        if isinstance(e, FlxError):
+            message, hint = getattr(e, "message", str(e)), getattr(e, "hint", "")
+            text = f"{message} — {hint}" if hint else message
+            text = " ".join(text.split())  # validation lists every problem: keep them on one line
+        else:
+            import traceback
+
+            self.last_internal_error = "".join(traceback.format_exception(e))
+            log.debug("flx_ipy: %%plugin %s failed", args.command, exc_info=e)
+            text = (f"%plugin {args.command} failed inside flx_ipy: {type(e).__name__}: {e} "
+                    "(a bug in flx_ipy; `%plugin error` shows where)")
+        name = getattr(e, "plugin", None)
+        rec = self.pm.plugins.get(name) if name else None
+        if rec is not None and rec.error_detail and "%plugin error" not in text:
+            text += f" — `%plugin error {name}` shows its traceback"
+        running = sorted(n for n, r in self.pm.plugins.items() if r.status == "running")
+        text += f" [running: {', '.join(running)}]" if running else " [nothing running]"
+        return UsageError(text)
+
+    # ----------------------------------------------------------------- drivers
+    def _drive_sync(self, cmd: Any) -> Any:
+        if not inspect.isgenerator(cmd):
+            return cmd
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                method, a = cmd.throw(error) if error is not None else cmd.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = getattr(self.pm, method)(*a)
+            except Exception as e:
+                error = e
+
+    async def _drive_async(self, cmd: Any) -> Any:
+        if not inspect.isgenerator(cmd):
+            return cmd
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                method, a = cmd.throw(error) if error is not None else cmd.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                twin = getattr(self.pm, "a" + method, None)
+                value = await twin(*a) if twin is not None else getattr(self.pm, method)(*a)
+            except Exception as e:
+                error = e
+
+    def _command(self, args: Any) -> Any:
+        return getattr(self, "_cmd_" + args.command)(args)
+
+    # ----------------------------------------------------------------- subcommands
+    def _names(self, args: Any, what: str) -> list[str]:
+        if not args.args:
+            loaded = ", ".join(sorted(self.pm.plugins)) or "none loaded"
+            raise UsageError(f"%plugin {what} needs a plugin name (loaded: {loaded})")
+        return list(args.args)
+
+    def _cmd_help(self, args: Any) -> None:
+        print(self.plugin.__doc__)
+
+    def _cmd_discover(self, args: Any) -> display.Table:
+        dirs = [os.path.abspath(os.path.expanduser(d)) for d in args.args]
+        missing = [d for d in dirs if not os.path.isdir(d)]
+        if missing:
+            raise UsageError(f"%plugin discover: no such folder: {missing[0]} (paths are relative to "
+                             f"{os.getcwd()})")
+        self.pm.discover(*dirs)
+        return display.discovery_table(self.pm.candidates)
+
+    def _cmd_list(self, args: Any) -> display.Table:
+        return display.plugin_table(self.pm)
+
+    def _cmd_load(self, args: Any) -> Command:
+        if len(args.args) != 1:
+            raise UsageError("%plugin load needs one target: a discovered name, module:Class, a module, "
+                             "or a path to a .py file or package folder")
+        target = args.args[0]
+        expanded = os.path.expanduser(target)
+        if os.path.exists(expanded):
+            target = os.path.abspath(expanded)
+        rec = yield ("load", (target,))
+        if args.start:
+            rec = yield ("start", (rec.name,))
+        if self.watch_on_load or self.pm.watching:
+            self._watch_more([rec.root] if rec.root else [])
+        watching = " (watching)" if self.pm.watching else ""
+        print(f"{rec.name} {rec.version} {rec.status}{watching} — {rec.source}")
+
+    def _cmd_start(self, args: Any) -> Command:
+        for name in self._names(args, "start"):
+            rec = yield ("start", (name,))
+            print(f"{name} {rec.version} running")
+
+    def _cmd_stop(self, args: Any) -> Command:
+        for name in self._names(args, "stop"):
+            yield ("stop", (name,))
+            print(f"{name} stopped")
+
+    def _cmd_reload(self, args: Any) -> Command:
+        for name in self._names(args, "reload"):
+            result = yield ("reload", (name,))
+            if not result.ok:
+                raise UsageError(f"{result.summary()}; fix the file and save, or `%plugin error {name}` "
+                                 "for the traceback")
+            print(result.summary())
+
+    def _cmd_unload(self, args: Any) -> Command:
+        for name in self._names(args, "unload"):
+            yield ("unload", (name,))
+            print(f"{name} unloaded")
+
+    def _cmd_watch(self, args: Any) -> None:
+        paths: list[str] = []
+        for item in args.args:
+            rec = self.pm.plugins.get(item)
+            if rec is not None:
+                if not rec.root:
+                    raise UsageError(f"%plugin watch: {item} has no source folder to watch")
+                paths.append(rec.root)
+                continue
+            p = os.path.abspath(os.path.expanduser(item))
+            if not os.path.exists(p):
+                raise UsageError(f"%plugin watch: {item!r} is neither a loaded plugin nor an existing path "
+                                 f"(loaded: {', '.join(sorted(self.pm.plugins)) or 'none'})")
+            paths.append(p)
+        if not paths and not self.pm.watch_roots():
+            raise UsageError("%plugin watch: nothing to watch yet — `%plugin load PATH` first, or name a "
+                             "folder: `%plugin watch DIR`")
+        if paths:
+            self._watch_more(paths)
+        else:
+            self.arm_watch(None)
+        n = len(self.pm.watched_paths)
+        print(f"watching {n} folder{'s' if n != 1 else ''}: {', '.join(self.pm.watched_paths)} — a save is "
+              "applied at once while idle, after the running cell otherwise")
+        self._show_status()
+
+    def _watch_more(self, paths: list[str]) -> None:
+        current = self.pm.watched_paths if self.pm.watching else self.pm.watch_roots()
+        wanted = sorted({*current, *paths})
+        if not self.pm.watching or wanted != sorted(self.pm.watched_paths):
+            self.arm_watch(wanted)
+
+    def _cmd_unwatch(self, args: Any) -> None:
+        was = self.pm.watching
+        self.pm.unwatch()
+        print("stopped watching" if was else "was not watching")
+
+    def _cmd_health(self, args: Any) -> Command:
+        if not args.args:
+            return display.health_table((yield ("health", ())))
+        found = {}
+        for name in args.args:
+            found[name] = yield ("health", (name,))
+        return display.health_table(found)
+
+    def _cmd_state(self, args: Any) -> Command:
+        (name,) = self._names(args, "state")[:1]
+        return (yield ("state", (name,)))
+
+    def _cmd_get(self, args: Any) -> Any:
+        (name,) = self._names(args, "get")[:1]
+        return self.pm.get(name)
+
+    def _cmd_panel(self, args: Any) -> Any:
+        try:
+            from .widgets import dashboard  # built separately; optional until it lands
+        except ImportError:
+            dashboard = None
+        if dashboard is not None:
+            return dashboard(self.pm)
+        from IPython.display import display as show
+
+        show(display.plugin_table(self.pm))
+        self._show_status(force=True)
+        return None
+
+    def _cmd_log(self, args: Any) -> Any:
+        details = {n: r.error_detail for n, r in self.pm.plugins.items() if r.error and r.error_detail}
+        return display.event_log(self.pm.history(max(args.n, 1)), verbose=args.verbose, details=details)
+
+    def _cmd_error(self, args: Any) -> None:
+        names = args.args or [n for n, r in sorted(self.pm.plugins.items()) if r.error]
+        if not names:
+            print(self.last_internal_error or "no plugin has an error kept")
+            return
+        for name in names:
+            rec = self.pm.record(name)
+            if not rec.error:
+                print(f"{name}: no error kept ({rec.status})")
+                continue
+            print(f"{name}: {rec.error}")
+            if rec.error_detail:
+                print(rec.error_detail.rstrip())
+
+    def _cmd_validate(self, args: Any) -> display.Text:
+        if len(args.args) != 1:
+            raise UsageError("%plugin validate needs one PATH (a .py file, package folder or plugin folder)")
+        from .core.validators import validate_path
+
+        return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
+
+    def _show_status(self, force: bool = False) -> None:
+        if self.status is not None and (self.status_line or force):
+            self.status.show()
+
+    # ----------------------------------------------------------------- completion
+    def complete(self, _shell: Any, event: Any) -> list[str]:
+        """``%plugin <TAB>``: subcommands, then plugin names; paths are left to IPython."""
+        before = event.text_until_cursor
+        words = before.split()
+        index = len(words) if before.endswith((" ", "\t")) else len(words) - 1
+        if index <= 1:
+            return [c for c in SUBCOMMANDS if c.startswith(event.symbol)] or list(SUBCOMMANDS)
+        sub = words[1]
+        if sub in _PATH_ARG or (event.symbol and ("/" in event.symbol or event.symbol.startswith((".", "~")))):
+            raise TryNext
+        if sub in _NAME_ARG:
+            return sorted(self.pm.plugins)
+        if sub == "watch":
+            names = sorted(self.pm.plugins)
+            if names:
+                return names
+            raise TryNext
+        if sub == "load":
+            names = sorted({c.name for c in self.pm.candidates if c.name} - set(self.pm.plugins))
+            if names:
+                return names
+        raise TryNext
+
+
+# --------------------------------------------------------------------- top-level awaiting
+async def arun(line: str) -> Any:
+    """What a top-level ``%plugin start x`` becomes: ``await arun("start x")``."""
+    if _current is None:
+        raise UsageError("flx_ipy is not loaded: run `%load_ext flx_ipy`")
+    return await _current.aplugin(line)
+
+
+_MARK = "run_line_magic('plugin',"
+
+
+def rewrite_awaitable(lines: list[str]) -> list[str]:
+    """Input transformer (post): make top-level hook-calling ``%plugin`` lines awaited.
+
+    IPython has already turned ``%plugin start x`` into ``get_ipython().run_line_magic('plugin',
+    'start x')``. Only statements at the top level of the cell (a bare call, or an assignment
+    of one) are rewritten — inside a ``def`` or a loop the sync form keeps working. The
+    substring test keeps the cost of every other cell to one ``in`` per line.
+    """
+    if not any(_MARK in line for line in lines):
+        return lines
+    try:
+        tree = ast.parse("".join(lines))
+    except SyntaxError:
+        return lines
+    out = list(lines)
+    for node in tree.body:
+        call = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        if call is None or node.lineno != node.end_lineno or node.col_offset != 0:
+            continue
+        line_arg = _plugin_line(call)
+        if line_arg is None or not line_arg.split() or line_arg.split()[0] not in AWAITED:
+            continue
+        raw = out[node.lineno - 1].encode()  # ast offsets count UTF-8 bytes
+        start, end = call.col_offset, call.end_col_offset or len(raw)
+        new = f"await __import__('flx_ipy.magics', fromlist=['arun']).arun({line_arg!r})"
+        out[node.lineno - 1] = (raw[:start] + new.encode() + raw[end:]).decode()
+    return out
+
+
+def _plugin_line(call: Any) -> str | None:
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "run_line_magic" and len(call.args) == 2 and not call.keywords):
+        return None
+    owner = call.func.value
+    if not (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "get_ipython"):
+        return None
+    name, arg = call.args
+    if not (isinstance(name, ast.Constant) and name.value == "plugin" and isinstance(arg, ast.Constant)
+            and isinstance(arg.value, str)):
+        return None
+    return arg.value
