@@ -77,6 +77,7 @@ def test_reload_updates_badge_version_last_reload_plot_and_log(pm: PluginManager
     assert "flx-state-running" in row.badge.value
     assert "flx-latency-bar" in board.plot.value and "last 1" in board.plot.value
     assert "counter reloaded" in board.event_log.value
+    assert "reloading" not in board.event_log.value  # always followed by the outcome: noise
     after = (row.version.value, row.last_reload.value, board.plot.value, board.event_log.value)
     assert all(a != b for a, b in zip(before, after, strict=True))
 

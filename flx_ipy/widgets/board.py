@@ -35,6 +35,9 @@ from .row import PluginRow, css_name
 
 log = logging.getLogger("flx_ipy")
 
+#: Always followed by ``reloaded`` or ``reload_failed`` within milliseconds: noise in the log.
+_NOT_LOGGED = frozenset({"reloading"})
+
 
 class Dashboard(w.VBox):
     """Rows per plugin, watcher state, reload-latency plot and event log; live.
@@ -62,12 +65,13 @@ class Dashboard(w.VBox):
         self.row_box = w.VBox(layout=w.Layout(width="100%"))
         self.plot = w.HTML(layout=w.Layout(flex="0 0 auto", margin="0 24px 0 0"))
         self.event_log = w.HTML(layout=w.Layout(flex="1 1 auto"))
-        for cls, widget in (("flx-header", self.header), ("flx-message", self.message),
-                            ("flx-watcher", self.watcher), ("flx-rows", self.row_box),
-                            ("flx-empty", self.empty), ("flx-latency", self.plot), ("flx-log", self.event_log)):
-            widget.add_class(cls)
-        self._top = w.HBox([self.header, self.health_button, self.message],
-                           layout=w.Layout(align_items="center", justify_content="space-between"))
+        # Containers are "flx-part-*"; the HTML inside carries the semantic class (flx-watcher ...).
+        for part, widget in (("header", self.header), ("message", self.message), ("watcher", self.watcher),
+                             ("rows", self.row_box), ("empty", self.empty), ("latency", self.plot),
+                             ("log", self.event_log)):
+            widget.add_class(f"flx-part-{part}")
+        self.header.layout = w.Layout(flex="1 1 auto")
+        self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
         super().__init__([self._top, self.watcher, self.empty, self.row_box, self._bottom],
                          layout=w.Layout(border="1px solid #e0e0e0", padding="6px 10px", width="100%"))
@@ -89,7 +93,7 @@ class Dashboard(w.VBox):
 
     def _load(self, state: StateView) -> None:
         self._events.clear()
-        self._events.extendleft(state["events"])  # oldest first in; newest ends up first
+        self._events.extendleft(e for e in state["events"] if e["kind"] not in _NOT_LOGGED)  # newest first
         self._latencies.clear()
         self._latencies.extend(render.latency_points(state["events"], state["plugins"]))
         seen = set()
@@ -110,7 +114,8 @@ class Dashboard(w.VBox):
             self.watcher.value = render.watcher_html(delta["watcher"])
         ev = delta["event"]
         if ev is not None:
-            self._events.appendleft(ev)
+            if ev["kind"] not in _NOT_LOGGED:
+                self._events.appendleft(ev)
             point = self._latency_of(ev, delta["upsert"])
             if point is not None:
                 self._latencies.append(point)

@@ -34,6 +34,8 @@ HEALTH_COLORS: dict[str, str] = {
     "healthy": "#2e7d32", "degraded": "#ef6c00", "unhealthy": "#c62828", "unknown": "#9e9e9e",
 }
 OK_COLOR, FAIL_COLOR, MUTED = "#2e7d32", "#c62828", "#757575"
+#: A cell keeps to one line; the full text is in its tooltip.
+ONE_LINE = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 
 
 class Latency(NamedTuple):
@@ -72,7 +74,7 @@ def clock(epoch: float | None) -> str:
 def badge_html(state: str) -> str:
     bg, fg = STATE_COLORS.get(state, ("#616161", "#fff"))
     return (f'<span class="flx-badge flx-state-{esc(state)}" title="lifecycle state" '
-            f'style="display:inline-block;min-width:72px;text-align:center;padding:1px 8px;'
+            f'style="display:inline-block;min-width:72px;text-align:center;padding:0 8px;line-height:20px;'
             f'border-radius:10px;background:{bg};color:{fg};font-size:12px;font-weight:600">'
             f"{esc(state)}</span>")
 
@@ -81,7 +83,7 @@ def name_html(view: PluginView) -> str:
     title = esc(view["source"] or view["name"])
     desc = f' <span style="color:{MUTED}">{esc(one_line(view["description"], 60))}</span>' \
         if view["description"] else ""
-    return f'<span class="flx-name" title="{title}"><b>{esc(view["name"])}</b>{desc}</span>'
+    return f'<span class="flx-name" title="{title}" style="{ONE_LINE}"><b>{esc(view["name"])}</b>{desc}</span>'
 
 
 def version_html(version: str) -> str:
@@ -97,7 +99,8 @@ def health_text(health: HealthView | None) -> str:
 def health_html(health: HealthView | None) -> str:
     status = health["status"] if health else "unknown"
     color = HEALTH_COLORS.get(status, MUTED)
-    return (f'<span class="flx-health flx-health-{esc(status)}" title="health">'
+    return (f'<span class="flx-health flx-health-{esc(status)}" title="{esc(health_text(health))}" '
+            f'style="{ONE_LINE}">'
             f'<span style="color:{color}">●</span> {esc(health_text(health))}</span>')
 
 
@@ -112,21 +115,20 @@ def reload_text(last: ReloadView | None) -> str:
 
 def reload_html(last: ReloadView | None) -> str:
     if last is None:
-        return f'<span class="flx-reload flx-reload-none" style="color:{MUTED}">never reloaded</span>'
+        return f'<span class="flx-reload flx-reload-none" style="color:{MUTED};{ONE_LINE}">never reloaded</span>'
     kind = "ok" if last["ok"] else ("rolled-back" if last["rolled_back"] else "failed")
     color = OK_COLOR if last["ok"] else FAIL_COLOR
     when = clock(last["finished_at"])
-    at = f' <span style="color:{MUTED}">at {esc(when)}</span>' if when else ""
-    return (f'<span class="flx-reload flx-reload-{kind}" title="{esc(last["error"] or "")}">'
-            f'<span style="color:{color}">{"✔" if last["ok"] else "↺"}</span> '
-            f"{esc(reload_text(last))}{at}</span>")
+    tip = (last["error"] or reload_text(last)) + (f" (at {when})" if when else "")
+    return (f'<span class="flx-reload flx-reload-{kind}" title="{esc(tip)}" style="{ONE_LINE}">'
+            f'<span style="color:{color}">{"✔" if last["ok"] else "↺"}</span> {esc(reload_text(last))}</span>')
 
 
 def error_html(message: str | None) -> str:
     if not message:
         return ""
-    return (f'<span class="flx-row-error-text" style="color:{FAIL_COLOR};font-size:12px">'
-            f"⚠ {esc(one_line(message, 240))}</span>")
+    return (f'<span class="flx-row-error-text" title="{esc(message)}" '
+            f'style="color:{FAIL_COLOR};font-size:12px;{ONE_LINE}">⚠ {esc(one_line(message, 240))}</span>')
 
 
 # --- dashboard-wide parts ------------------------------------------------------------------
@@ -142,7 +144,7 @@ def watcher_text(watcher: WatcherView) -> str:
 def watcher_html(watcher: WatcherView) -> str:
     on = watcher["watching"]
     dot = f'<span style="color:{OK_COLOR if on else MUTED}">{"◉" if on else "○"}</span>'
-    return (f'<span class="flx-watcher flx-watcher-{"on" if on else "off"}">{dot} '
+    return (f'<span class="flx-watcher flx-watcher-{"on" if on else "off"}" style="{ONE_LINE}">{dot} '
             f"{esc(watcher_text(watcher))}</span>")
 
 
@@ -157,7 +159,8 @@ def log_html(events: Iterable[EventView], limit: int = 12) -> str:
     for ev in list(events)[:limit]:
         bad = ev["kind"] in ("failed", "reload_failed")
         color = FAIL_COLOR if bad else ("#212121" if ev["kind"] != "reloading" else MUTED)
-        items.append(f'<li class="flx-log-item flx-log-{esc(ev["kind"])}" style="color:{color}">'
+        items.append(f'<li class="flx-log-item flx-log-{esc(ev["kind"])}" title="{esc(ev["summary"])}" '
+                     f'style="color:{color};{ONE_LINE}">'
                      f'<code style="color:{MUTED}">{esc(clock(ev["time"]))}</code> '
                      f'{esc(one_line(ev["summary"], 200))}</li>')
     if not items:

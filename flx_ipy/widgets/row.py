@@ -47,16 +47,17 @@ class PluginRow(w.VBox):
         self._acting = False
         self._action_error: str | None = None
         self._view_error: str | None = None
-        self.badge = w.HTML(layout=w.Layout(width="92px"))
-        self.title = w.HTML(layout=w.Layout(width="170px", overflow="hidden"))
-        self.version = w.HTML(layout=w.Layout(width="76px"))
-        self.health = w.HTML(layout=w.Layout(width="210px", overflow="hidden"))
-        self.last_reload = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="160px", overflow="hidden"))
+        self.badge = w.HTML(layout=w.Layout(flex="0 0 92px"))
+        self.title = w.HTML(layout=w.Layout(flex="0 0 130px", overflow="hidden"))
+        self.version = w.HTML(layout=w.Layout(flex="0 0 72px"))
+        self.health = w.HTML(layout=w.Layout(flex="0 0 180px", overflow="hidden"))
+        self.last_reload = w.HTML(layout=w.Layout(flex="1 1 0", min_width="110px", overflow="hidden"))
         self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px"))
         self.buttons: dict[str, w.Button] = {}
         for action in PLUGIN_ACTIONS:
             button = w.Button(description=action, tooltip=f"{action} {self.name}", icon=_ICONS[action],
-                              button_style=_STYLES[action], layout=w.Layout(width="auto", height="26px"))
+                              button_style=_STYLES[action],
+                              layout=w.Layout(width="auto", height="26px", padding="0 8px"))
             button.add_class("flx-btn")
             button.add_class(f"flx-btn-{action}")
             button.on_click(lambda _b, a=action: self.act(a))
@@ -66,7 +67,9 @@ class PluginRow(w.VBox):
             widget.add_class(f"flx-cell-{part}")
         self._button_box = w.HBox(list(self.buttons.values()), layout=w.Layout(flex="0 0 auto"))
         self._line = w.HBox([self.badge, self.title, self.version, self.health, self.last_reload,
-                             self._button_box], layout=w.Layout(align_items="center", width="100%"))
+                             self._button_box],
+                            # narrow notebooks wrap the buttons under the row rather than clip them
+                            layout=w.Layout(align_items="center", width="100%", flex_flow="row wrap"))
         super().__init__([self._line, self.error], layout=w.Layout(border_bottom="1px solid #eee", padding="2px 0"))
         self.add_class("flx-row")
         self.add_class(f"flx-row-{css_name(self.name)}")
