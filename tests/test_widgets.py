@@ -250,3 +250,12 @@ def test_latency_plot_scales_and_marks_rollbacks() -> None:
     assert "p50 8.0 ms" in svg and "1 rolled back" in svg
     assert render._nice_ceiling(0.37) == pytest.approx(0.5)
     assert render._nice_ceiling(120) == pytest.approx(200)
+
+
+def test_importing_the_package_loads_no_ipywidgets_and_dashboard_stays_a_function() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, flx_ipy, flx_ipy.widgets as fw; assert 'ipywidgets' not in sys.modules; "
+            "import flx_ipy.widgets.board; assert callable(fw.dashboard) and not isinstance(fw.dashboard, type(sys))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -125,7 +125,8 @@ class Dashboard(w.VBox):
     def _latency_of(ev: EventView, upsert: list[PluginView]) -> render.Latency | None:
         if ev["plugin"] is None or ev["kind"] not in ("reloaded", "reload_failed"):
             return None
-        return (render.latency_points([ev], upsert) or [None])[0]
+        points = render.latency_points([ev], upsert)
+        return points[0] if points else None
 
     def _upsert(self, view: PluginView) -> None:
         row = self.rows.get(view["name"])

@@ -190,3 +190,23 @@ def test_display_pm_shows_the_dashboard_with_text_fallbacks(frontend: Frontend, 
     assert "flx-row-counter" in data["text/html"]
     model_id = data[WIDGET_MIME]["model_id"]
     assert frontend.evaluate("flx_ipy.widgets.dashboard(pm).model_id") == repr(model_id)  # shared
+
+
+def test_plugin_panel_magic_updates_live_when_the_extension_applies_a_save(frontend: Frontend,
+                                                                          plugin_file: Path) -> None:
+    """Through ``%load_ext``: the extension applies saves on the kernel's loop, between cells."""
+    frontend.execute(f"""
+        %load_ext flx_ipy
+        %plugin load {plugin_file} --start
+    """)
+    msg_id = frontend.execute("%plugin panel")
+    _, shown = frontend.wait(lambda m: m["msg_type"] == "execute_result"
+                             and m["parent_header"].get("msg_id") == msg_id)
+    assert WIDGET_MIME in shown["content"]["data"]
+    version_id = frontend.evaluate("import flx_ipy.widgets as fw; fw.dashboard().rows['counter'].version.model_id")
+    frontend.execute("%plugin watch")
+    mark = len(frontend.seen)
+    write_plugin(plugin_file, plugin_source("counter", "1.5.0", HEALTH))
+    i, _ = frontend.widget_update(version_id.strip("'"), "1.5.0", mark)
+    assert frontend.cells_run_between(mark, i) == []
+    frontend.execute("%plugin unwatch")
