@@ -210,3 +210,19 @@ def test_plugin_panel_magic_updates_live_when_the_extension_applies_a_save(front
     i, _ = frontend.widget_update(version_id.strip("'"), "1.5.0", mark)
     assert frontend.cells_run_between(mark, i) == []
     frontend.execute("%plugin unwatch")
+
+
+def test_nbclient_output_keeps_a_readable_text_and_html_fallback(plugin_file: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """nbclient drops widget updates, so an executed notebook must read well from its bundle alone."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f"import flx_ipy\npm = flx_ipy.get_manager()\npm.load({str(plugin_file)!r}, start=True)\npm.health()\npm")])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    data = nb.cells[0].outputs[-1]["data"]
+    assert WIDGET_MIME in data
+    assert "counter" in data["text/plain"] and "healthy: ticking" in data["text/plain"]
+    assert "flx-row-counter" in data["text/html"]
