@@ -8,7 +8,6 @@ just before the next cell, never during one.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 from collections.abc import Iterator
@@ -356,4 +355,6 @@ def test_top_level_await_cell_keeps_the_loop_usable(ip: Any, tmp_path: Path) -> 
     run(ip, f"%plugin load {path} --start")
     run(ip, "import asyncio\nawait asyncio.sleep(0)\n%plugin stop aplug4\n%plugin start aplug4")
     assert ip.pm.status("aplug4") == "running"
-    assert not asyncio.get_event_loop_policy().get_event_loop().is_running()
+    from IPython.core.async_helpers import get_asyncio_loop
+
+    assert not get_asyncio_loop().is_running()  # the cell's loop run ended with the cell

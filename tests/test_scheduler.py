@@ -1,0 +1,153 @@
+"""``ReloadScheduler`` rules with threads standing in for ipykernel's main shell and subshells.
+
+Driven through IPython's own ``EventManager`` so the callbacks are registered exactly as in a
+shell; every wait is on an event with a timeout, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from IPython.core.events import EventManager, available_events
+
+from flx_ipy.kernel import ReloadScheduler
+from flx_ipy.testing import wait_for
+
+
+def fake_shell(loop: Any = None) -> Any:
+    kernel = SimpleNamespace(io_loop=SimpleNamespace(asyncio_loop=loop)) if loop is not None else None
+    return SimpleNamespace(events=EventManager(None, available_events), kernel=kernel)
+
+
+class Cell(threading.Thread):
+    """A cell running on its own thread (a subshell) until released."""
+
+    def __init__(self, sched: ReloadScheduler) -> None:
+        super().__init__(daemon=True, name="subshell")
+        self.sched, self.started_cell, self.release = sched, threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        self.sched.pre_execute()
+        self.started_cell.set()
+        self.release.wait(10)
+        self.sched.post_execute()
+
+
+def test_a_change_waits_for_every_running_cell_and_runs_after_the_last() -> None:
+    sched = ReloadScheduler(fake_shell()).install()
+    applied: list[str] = []
+    sched.pre_execute()  # the main shell's cell
+    sub = Cell(sched)
+    sub.start()
+    assert sub.started_cell.wait(5)
+    assert sched.running == 2
+    sched.applier(lambda: applied.append(threading.current_thread().name))
+    assert sched.drain("idle") == 0 and applied == []
+    sched.post_execute()  # main cell ends; the subshell's still runs
+    assert applied == []
+    sub.release.set()
+    sub.join(5)
+    assert applied == ["subshell"] and sched.last_where == "after cell"
+    assert sched.running == 0
+
+
+def test_an_unpaired_post_execute_does_not_go_negative() -> None:
+    sched = ReloadScheduler(fake_shell()).install()
+    sched.post_execute()  # an empty cell: IPython fires post_execute without pre_execute
+    assert sched.running == 0
+    sched.pre_execute()
+    applied: list[int] = []
+    sched.applier(lambda: applied.append(1))
+    assert sched.drain() == 0
+    sched.post_execute()
+    assert applied == [1]
+
+
+def test_without_a_loop_the_next_cell_applies_first() -> None:
+    sched = ReloadScheduler(fake_shell()).install()
+    order: list[str] = []
+    sched.applier(lambda: order.append("reload"))
+    assert order == []  # nothing runs the queue between cells in a loop-less terminal
+    sched.ip.events.trigger("pre_execute")
+    order.append("cell")
+    sched.ip.events.trigger("post_execute")
+    assert order == ["reload", "cell"] and sched.last_where == "before cell"
+
+
+def test_a_cell_starting_elsewhere_waits_for_a_reload_in_progress() -> None:
+    sched = ReloadScheduler(fake_shell()).install()
+    inside, finish = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_reload() -> None:
+        inside.set()
+        finish.wait(10)
+        order.append("reload done")
+
+    sched.applier(slow_reload)
+    applier = threading.Thread(target=sched.drain, daemon=True)
+    applier.start()
+    assert inside.wait(5)
+
+    def cell() -> None:
+        sched.pre_execute()
+        order.append("cell started")
+        sched.post_execute()
+
+    t = threading.Thread(target=cell, daemon=True)
+    t.start()
+    t.join(0.05)  # not a sleep for correctness: the cell must still be blocked either way
+    assert order == []
+    finish.set()
+    t.join(5)
+    applier.join(5)
+    assert order == ["reload done", "cell started"]
+
+
+def test_an_idle_loop_applies_on_its_own_thread() -> None:
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, name="kernel-loop", daemon=True)
+    runner.start()
+    try:
+        sched = ReloadScheduler(fake_shell(loop)).install()
+        seen: list[str] = []
+        sched.applier(lambda: seen.append(threading.current_thread().name))
+        wait_for(lambda: seen, timeout=5)
+        assert seen == ["kernel-loop"] and sched.last_where == "idle"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
+
+
+def test_failures_become_one_notice_per_plugin() -> None:
+    sched = ReloadScheduler(fake_shell()).install()
+    bad = SimpleNamespace(plugin="counter", ok=False, summary=lambda: "counter: reload failed in exec")
+    good = SimpleNamespace(plugin="counter", ok=True)
+    sched.applier(lambda: [bad])
+    sched.drain()
+    sched.applier(lambda: [bad])
+    sched.drain()
+    notices = sched.take_notices()
+    assert len(notices) == 1 and "counter: reload failed" in notices[0] and "%plugin error counter" in notices[0]
+    sched.applier(lambda: [bad])
+    sched.drain()
+    sched.applier(lambda: [good])  # fixed before anyone looked: nothing stale to report
+    sched.drain()
+    assert sched.take_notices() == []
+
+
+def test_uninstall_removes_the_callbacks() -> None:
+    ip = fake_shell()
+    sched = ReloadScheduler(ip).install()
+    sched.install()
+    assert ip.events.callbacks["pre_execute"].count(sched.pre_execute) == 1
+    sched.uninstall()
+    assert sched.pre_execute not in ip.events.callbacks["pre_execute"]
+    assert sched.post_execute not in ip.events.callbacks["post_execute"]
+    with pytest.raises(ValueError):
+        ip.events.unregister("pre_run_cell", sched.pre_run_cell)
