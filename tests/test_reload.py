@@ -328,7 +328,8 @@ def test_hammering_thread_during_50_reloads_loses_nothing(pm: PluginManager, cou
 
 def test_explicit_reload_of_unchanged_plugin_still_runs_the_transaction(pm: PluginManager, counter: Path) -> None:
     res = pm.reload("counter")
-    assert res.ok and res.changed
+    assert res.ok and not res.changed and res.modules
+    assert "source unchanged" in res.summary()
     assert sys.modules[pm.plugins["counter"].module.__name__] is pm.plugins["counter"].module
 
 
@@ -337,3 +338,26 @@ def test_other_plugin_source_variants(pm: PluginManager, tmp_path: Path) -> None
     pm.load(str(path))
     write_plugin(path, plugin_source("variant", body="def x(self): return 2"))
     assert pm.reload("variant").ok and pm.get("variant").x() == 2
+
+
+def test_apply_pending_applies_saves_not_yet_applied(pm: PluginManager, counter: Path) -> None:
+    assert pm.pending_changes() == [] and pm.apply_pending() == []
+    p = pm.get("counter")
+    edit(counter, '"v1"', '"v2"')
+    assert pm.pending_changes() == [str(counter)]
+    results = pm.apply_pending(timeout=2)
+    assert [r.ok for r in results] == [True] and p.inc() == "v2"
+    assert pm.pending_changes() == []
+    edit(counter, 'return "v2"', 'return ("v2"')
+    assert [r.rolled_back for r in pm.apply_pending(timeout=0.1)] == [True]
+    assert pm.pending_changes() == []  # a failed version is not pending again
+
+
+def test_changed_enum_in_plugin_module_is_reported(pm: PluginManager, make_plugin) -> None:
+    path = make_plugin("lights", "def start(self):\n    self.light = Light.GREEN",
+                       header="import enum\nclass Light(enum.Enum):\n    GREEN = 1\n    RED = 2")
+    pm.load(str(path), start=True)
+    edit(path, "    RED = 2", "    RED = 2\n    AMBER = 3")
+    res = pm.reload("lights")
+    assert res.ok
+    assert any("Light: its Enum members changed" in n for n in res.notes), res.notes

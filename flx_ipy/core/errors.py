@@ -35,7 +35,7 @@ class PluginError(FlxError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+        return f"{self.message} — {self.hint}" if self.hint else self.message
 
 
 class PluginNotFoundError(PluginError, KeyError):

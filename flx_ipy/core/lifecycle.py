@@ -417,6 +417,34 @@ def coerce_state(rec: PluginRecord, value: Any) -> PluginState:
     raise TypeError(f"{rec.name}.save_state() returned {type(value).__name__}; return a PluginState or a dict")
 
 
+# ---------------------------------------------------------------------------- pending saves
+def file_digests(paths: Iterable[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for p in paths:
+        try:
+            with open(p, "rb") as fh:
+                out[p] = loader.digest(fh.read())
+        except OSError:
+            out[p] = None
+    return out
+
+
+def all_complete(paths: Iterable[str]) -> bool:
+    from .watcher import _looks_complete, _read
+
+    return all(_looks_complete(_read(p) or b"") for p in paths)
+
+
+def pending_files(pm: PluginManager) -> list[str]:
+    out: list[str] = []
+    for rec in list(pm._records.values()):
+        files = set(rec.files) or ({norm(rec.target)} if rec.module is None else set())
+        for path, d in file_digests(sorted(files)).items():
+            if d is not None and d != loader.source_hashes.get(path) and d != rec.failed_hashes.get(path):
+                out.append(path)
+    return sorted(set(out))
+
+
 # ---------------------------------------------------------------------------- reload (see reloading.py)
 from .reloading import apply_changes_steps, reload_steps  # noqa: E402
 

@@ -272,6 +272,31 @@ class PluginManager:
     async def aapply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
         return await self._arun(lifecycle.apply_changes_steps(self, [str(p) for p in paths], force=force))
 
+    def pending_changes(self) -> list[str]:
+        """Files of loaded plugins saved but not applied yet (content differs from what runs,
+        and is not a version that already failed)."""
+        return lifecycle.pending_files(self)
+
+    def apply_pending(self, timeout: float = 5.0, settle: float = 0.02) -> list[ReloadResult]:
+        """Apply saved-but-not-applied changes now, in the caller, once their content is stable.
+
+        For a notebook cell that wants to see a save made just before it: in a kernel, reloads
+        otherwise wait until no cell runs, so a cell never sees two versions by surprise. Here
+        the cell opts in (``%plugin sync``). Waits at most ``timeout`` for an editor to finish.
+        """
+        deadline = time.monotonic() + timeout
+        pending = self.pending_changes()
+        if not pending:
+            return []
+        seen = lifecycle.file_digests(pending)
+        while time.monotonic() < deadline:
+            time.sleep(settle)  # the settle window itself, not a wait for correctness
+            now = lifecycle.file_digests(pending)
+            if now == seen and lifecycle.all_complete(pending):
+                break
+            seen = now
+        return self.apply_changes(pending)
+
     def watch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
         """Watch the loaded plugins' sources (or ``paths``). Returns once armed: a save made right
         after it returns is seen. Options go to ``Watcher`` (debounce, step, settle, applier, source)."""

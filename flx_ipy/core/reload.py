@@ -63,7 +63,10 @@ class ReloadResult:
         ms = f"{self.duration * 1000:.1f} ms"
         if self.ok:
             extra = f" ({'; '.join(self.notes)})" if self.notes else ""
-            return f"{self.plugin}: reloaded in {ms}{extra}" if self.changed else f"{self.plugin}: unchanged"
+            if not self.modules:
+                return f"{self.plugin}: unchanged"
+            same = "" if self.changed else " (source unchanged)"
+            return f"{self.plugin}: reloaded in {ms}{same}{extra}"
         at = f" at {self.where}" if self.where else ""
         tail = "previous version still running" if self.rolled_back else "plugin not running"
         return f"{self.plugin}: reload failed in {self.phase}{at}: {self.error} — {tail}"

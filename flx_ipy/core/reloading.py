@@ -223,6 +223,10 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             result.recreated = True
             result.notes.append(f"new instance: {reason or 'class replaced'}; state carried over"
                                 " (references taken earlier still see the old object)")
+        for qual, why in swap.unpatchable.items():
+            if not qual.endswith("." + old_cls.__name__):  # type: ignore[union-attr]
+                result.notes.append(f"{qual.rpartition('.')[2]}: {why}; objects made before the reload "
+                                    "keep the old class (hand them over in restore_state)")
         added = _fill_dataclass_fields(new_inst)
         if added:
             result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
@@ -270,7 +274,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     rec.reload_count += 1
     rec.files = module_files(rec)
     batch_done.update(result.modules)
-    result.changed = swap.changed or force
+    result.changed = swap.changed
     finish(result)
     rec.last_reload = result
     pm._emit("reloaded", name, duration=result.duration, version=rec.version,
@@ -337,7 +341,7 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
         if rec.status in (S.RELOADING, S.UNLOADED):
             continue
         res = yield from reload_steps(pm, name, force=force, batch_done=batch_done, new_sources=new_sources)
-        if res.changed or not res.ok:
+        if res.modules or not res.ok:
             results.append(res)
     return results
 
