@@ -278,3 +278,23 @@ def test_unreadable_metadata_is_a_note_not_a_problem(tmp_path: Path) -> None:
     result = validate_path(f)
     assert result.ok
     assert any("VERSION" in n for n in result.notes)
+
+
+def test_validate_package_with_plugins_in_submodules(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flx_ipy.core.validators import validate_path
+
+    pkg = tmp_path / "shipped"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""A package whose entry points name its submodules."""\n')
+    (pkg / "weather.py").write_text(
+        "from flx_ipy import Plugin, PluginMetadata\n"
+        "class Weather(Plugin):\n    metadata = PluginMetadata(name='weather', version='1.2.0')\n")
+    (pkg / "units.py").write_text(
+        "from flx_ipy import Plugin, PluginMetadata\n"
+        "class Units(Plugin):\n    metadata = PluginMetadata(name='units', version='nope')\n")
+    result = validate_path(pkg)
+    assert [p.field for p in result.problems] == ["metadata.version"], str(result)
+    assert "units.py" in (result.problems[0].file or "")
+    (pkg / "units.py").write_text("x = 1\n")
+    (pkg / "weather.py").write_text("y = 2\n")
+    assert "no Plugin subclass found" in str(validate_path(pkg))

@@ -481,7 +481,13 @@ def validate_path(path: str | Path) -> ValidationResult:
     if p.is_file():
         _validate_module(p, result, [p])
     elif (p / "__init__.py").is_file():
-        _validate_module(p, result, sorted(p.rglob("*.py")))
+        files = sorted(p.rglob("*.py"))
+        if not _validate_module(p, result, files, quiet=True):
+            # a package shipping plugins from its submodules (entry points name them one by one)
+            found = sum(_validate_module(f, result, [f], quiet=True) for f in files if f.name != "__init__.py")
+            if not found:
+                result.problems.append(Problem("plugin", f"no Plugin subclass found in {p}", _NO_PLUGIN_FIX))
+        result.problems = list(dict.fromkeys(result.problems))  # a file read twice reports once
     else:  # a folder of plugins: everything discovery would look at
         entries = sorted(e for e in p.iterdir() if not e.name.startswith((".", "__")) and (
             e.suffix == ".py" or (e / "__init__.py").is_file()))
