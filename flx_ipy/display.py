@@ -59,11 +59,11 @@ class Table:
         else:
             widths = [max(len(c), *(len(r[i].splitlines()[0] if r[i] else "") for r in self.rows))
                       for i, c in enumerate(self.columns)]
-            lines.append("  ".join(c.ljust(w) for c, w in zip(self.columns, widths)).rstrip())
+            lines.append("  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)).rstrip())
             lines.append("  ".join("-" * w for w in widths))
             for r in self.rows:
                 first = [v.splitlines()[0] if v else "" for v in r]
-                lines.append("  ".join(v.ljust(w) for v, w in zip(first, widths)).rstrip())
+                lines.append("  ".join(v.ljust(w) for v, w in zip(first, widths, strict=True)).rstrip())
         if self.footer:
             lines.append(self.footer)
         return "\n".join(lines)

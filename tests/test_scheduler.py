@@ -149,5 +149,5 @@ def test_uninstall_removes_the_callbacks() -> None:
     sched.uninstall()
     assert sched.pre_execute not in ip.events.callbacks["pre_execute"]
     assert sched.post_execute not in ip.events.callbacks["post_execute"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not registered"):
         ip.events.unregister("pre_run_cell", sched.pre_run_cell)

@@ -115,7 +115,7 @@ def test_plain_prompt_applies_between_cells(term: Terminal, tmp_path: Path) -> N
     out = str(term.child.before)
     assert "during one True" in out, out
     assert "after two after cell" in term.run("print('after', p.tag(), s.last_where)")
-    (first, second) = plugin.starts()
+    (_first, second) = plugin.starts()
     assert second[0] == "2.0.0" and second[1] == "MainThread" and second[2] == "0"
 
 

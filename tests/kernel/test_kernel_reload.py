@@ -175,7 +175,7 @@ def test_an_idle_kernel_applies_a_save_with_no_cell_run(kernel: Kernel, plugin: 
     display_id = setup(kernel, plugin)
     mark = len(kernel.seen)
     plugin.write("2.0.0")
-    version, thread, cells = plugin.wait_started("2.0.0")
+    _version, thread, cells = plugin.wait_started("2.0.0")
     assert thread == "MainThread"  # applied on the kernel's loop, not in the watcher thread
     assert cells == "0"
     update = kernel.wait(lambda m: m["msg_type"] == "update_display_data"
@@ -215,7 +215,7 @@ def test_a_save_during_a_running_cell_is_applied_right_after_it(kernel: Kernel, 
     plugin.write("2.0.0", tag="two")
     out = kernel.finish(msg_id)
     assert "seen: 1.0.0 1.0.0 True" in out  # one cell, one version, though the save was seen
-    version, thread, cells = plugin.wait_started("2.0.0")
+    *_, cells = plugin.wait_started("2.0.0")
     assert cells == "0"
     assert kernel.evaluate("__import__('flx_ipy.extension').extension.current().scheduler.last_where") \
         == "'after cell'"
@@ -232,7 +232,7 @@ def test_a_subshell_cell_also_holds_the_reload_back(kernel: Kernel, plugin: Plug
     plugin.write("2.0.0", tag="two")
     out = kernel.finish(msg_id)  # the main shell was idle the whole time
     assert "seen: 1.0.0 1.0.0 True" in out
-    version, thread, cells = plugin.wait_started("2.0.0")
+    _version, thread, cells = plugin.wait_started("2.0.0")
     assert cells == "0" and thread != "MainThread"  # applied by the subshell as its cell ended
     assert kernel.evaluate("__import__('flx_ipy').get_manager().get('counter').tag()") == "'two'"
 
