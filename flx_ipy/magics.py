@@ -36,7 +36,7 @@ log = logging.getLogger("flx_ipy")
 __all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
-               "health", "state", "get", "panel", "log", "error", "validate", "help")
+               "health", "state", "get", "panel", "log", "error", "validate", "sync", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
@@ -124,6 +124,7 @@ class PluginMagics(Magics):
           %plugin log [-n N] [-v]         recent events; -v adds plugins' tracebacks
           %plugin error [NAME]            a failed plugin's own traceback
           %plugin validate PATH           check a plugin file or folder without importing it
+          %plugin sync                    apply saves made just before this cell, now
 
         Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
         """
@@ -369,6 +370,15 @@ class PluginMagics(Magics):
             if rec.error_detail:
                 print(rec.error_detail.rstrip())
 
+    def _cmd_sync(self, args: Any) -> Command:
+        """A cell that wants to see a save made just before it opts in here: otherwise a save
+        reaching the kernel while this cell runs waits until the cell ends (one cell, one version)."""
+        results = yield ("apply_pending", ())
+        if not results:
+            print("nothing to apply: every loaded plugin runs its saved source")
+        for r in results:
+            print(r.summary())
+
     def _cmd_validate(self, args: Any) -> display.Text:
         if len(args.args) != 1:
             raise UsageError("%plugin validate needs one PATH (a .py file, package folder or plugin folder)")
@@ -410,6 +420,8 @@ async def arun(line: str) -> Any:
     """What a top-level ``%plugin start x`` becomes: ``await arun("start x")``."""
     if _current is None:
         raise UsageError("flx_ipy is not loaded: run `%load_ext flx_ipy`")
+    # as run_line_magic does: `%plugin load {path}` and `$name` expand in the cell's namespace
+    line = _current.shell.var_expand(line, depth=1)
     return await _current.aplugin(line)
 
 

@@ -358,3 +358,27 @@ def test_top_level_await_cell_keeps_the_loop_usable(ip: Any, tmp_path: Path) -> 
     from IPython.core.async_helpers import get_asyncio_loop
 
     assert not get_asyncio_loop().is_running()  # the cell's loop run ended with the cell
+
+
+def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from flx_ipy.testing import plugin_source, write_plugin
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "flx_ipy")
+    try:
+        path = write_plugin(tmp_path / "expand_me.py", plugin_source("expand_me", body="def v(self): return 1"))
+        shell.user_ns["target"] = str(path)
+        result = shell.run_cell("%plugin load {target} --start")
+        result.raise_error()
+        from flx_ipy import get_manager
+
+        pm = get_manager()
+        assert pm.status("expand_me") == "running"
+        write_plugin(path, plugin_source("expand_me", body="def v(self): return 2"))
+        shell.run_cell("%plugin sync").raise_error()
+        assert pm.get("expand_me").v() == 2
+        shell.run_cell("%plugin unload expand_me").raise_error()
+    finally:
+        shell.run_line_magic("unload_ext", "flx_ipy")
