@@ -27,6 +27,9 @@ class _StrEnum(str, enum.Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:  # shows as the string it compares equal to, also inside tuples
+        return repr(str(self.value))
+
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
@@ -93,6 +96,10 @@ class HealthStatus:
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}" if self.message else str(self.status)
+
+    def __repr__(self) -> str:
+        msg = f", {self.message!r}" if self.message else ""
+        return f"HealthStatus({str(self.status)!r}{msg})"
 
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")

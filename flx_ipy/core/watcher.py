@@ -148,6 +148,10 @@ class Watcher:
         self.error: BaseException | None = None
         self.applied = 0
 
+    def __repr__(self) -> str:
+        state = "watching" if self.running else "stopped"
+        return f"<Watcher {state} {', '.join(self.paths) or '(no folders yet)'}; {self.applied} changes applied>"
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
