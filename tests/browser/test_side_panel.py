@@ -162,6 +162,23 @@ def test_panel_shows_plugins_obeys_buttons_and_survives_restart(page: Any, lab_s
     lab.expect_attr("flx-row-counter", "data-state", "running")
     assert lab.kernel("str(pm.status('counter'))") == "'running'"
 
+    # while a cell runs, a click is queued and shown as such; it runs after the cell. The cell
+    # runs until the test lets it go (a flag file), so no timing decides the outcome.
+    release = plugin_file.with_suffix(".release")
+    lab.submit(f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.02)")
+    lab.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               ".kernel.status === 'busy'")
+    lab.tid("flx-stop-counter").click()
+    lab.expect_attr("flx-pending-counter", "data-queued", "true")
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    release.touch()
+    lab.expect_attr("flx-row-counter", "data-state", "stopped")
+    lab.expect_text("flx-notice", "counter stopped")
+    assert lab.tid("flx-pending-counter").count() == 0
+
+    lab.tid("flx-start-counter").click()
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+
     # reload picks up the file as it is on disk now
     write_plugin(plugin_file, plugin_source("counter", "1.1.0", HEALTH))
     lab.tid("flx-reload-counter").click()
@@ -169,9 +186,6 @@ def test_panel_shows_plugins_obeys_buttons_and_survives_restart(page: Any, lab_s
     lab.expect_attr("flx-lastreload-counter", "data-outcome", "ok")
     lab.expect_text("flx-notice", "reloaded")
     assert lab.kernel("pm.plugins['counter'].version") == "'1.1.0'"
-
-    if os.environ.get("FLX_UPDATE_SCREENSHOTS"):
-        lab.page.screenshot(path=str(ROOT / "docs" / "side-panel.png"))
 
     # restart: comms are disposed without onClose; the panel must notice and recover
     lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
@@ -184,13 +198,17 @@ def test_panel_shows_plugins_obeys_buttons_and_survives_restart(page: Any, lab_s
     lab.expect_text("flx-version-counter", "v1.1.0")
 
 
-def test_watching_busy_kernel_rollback_and_page_reload(page: Any, lab_server: LabServer,
+def test_watching_rollback_and_page_reload(page: Any, lab_server: LabServer,
                                                        plugin_file: Path) -> None:
-    lab = new_lab(page, lab_server, plugin_file, f"pm.watch([{str(plugin_file.parent)!r}])")
+    clock = write_plugin(plugin_file.with_name(f"clock_{uuid.uuid4().hex[:8]}.py"),
+                         plugin_source("clock", "0.3.0", cls="Clock"))
+    lab = new_lab(page, lab_server, plugin_file, f"pm.load({str(clock)!r}, start=True)",
+                  f"pm.watch([{str(plugin_file.parent)!r}])")
     lab.open_panel()
-    for i in range(3):
+    for i in range(4):
         lab.run_cell(i)
     lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_attr("flx-row-clock", "data-state", "running")
     lab.expect_attr("flx-watcher", "data-watching", "true")
 
     # a save on disk, no cell run: the panel shows the new version
@@ -204,15 +222,10 @@ def test_watching_busy_kernel_rollback_and_page_reload(page: Any, lab_server: La
     lab.expect_text("flx-error-counter", "SyntaxError")
     lab.expect_text("flx-version-counter", "v2.0.0")
     lab.expect_attr("flx-row-counter", "data-state", "running")
-
-    # while a cell runs, a click is queued and shown as such; it runs after the cell
-    lab.submit("import time; time.sleep(2)")
-    lab.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
-                               ".kernel.status === 'busy'")
-    lab.tid("flx-stop-counter").click()
-    lab.expect_attr("flx-pending-counter", "data-queued", "true", timeout=5_000)
-    lab.expect_attr("flx-row-counter", "data-state", "stopped")
-    assert lab.tid("flx-pending-counter").count() == 0
+    if os.environ.get("FLX_UPDATE_SCREENSHOTS"):
+        lab.tid("flx-refresh").click()  # re-checks health, as a user would
+        lab.expect_text("flx-notice", "refreshed")
+        lab.page.screenshot(path=str(ROOT / "docs" / "side-panel.png"))
 
     # a page reload leaves exactly one panel comm in the kernel
     assert lab.panel_comms_in_kernel() == 1
@@ -220,7 +233,30 @@ def test_watching_busy_kernel_rollback_and_page_reload(page: Any, lab_server: La
     lab.wait_kernel_ready()
     lab.open_panel()
     lab.expect_attr("flx-status", "data-status", "ready")
-    lab.expect_attr("flx-row-counter", "data-state", "stopped")
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_text("flx-version-counter", "v2.0.0")
     lab.page.wait_for_function(KERNEL_READY)
     assert lab.panel_comms_in_kernel() == 1
     lab.kernel("pm.unwatch()")
+
+
+def test_panel_follows_the_active_notebook(page: Any, lab_server: LabServer, plugin_file: Path) -> None:
+    lab = new_lab(page, lab_server, plugin_file)
+    lab.open_panel()
+    lab.run_cell(0)
+    lab.run_cell(1)
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    first = lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+
+    other = lab_server.new_notebook(["1 + 1"], stem="other")
+    lab.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', { path })", other)
+    lab.page.wait_for_function("(path) => window.jupyterapp.shell.currentWidget.context.path === path", arg=other)
+    lab.wait_kernel_ready()
+    lab.expect_text("flx-kernel", other)
+    lab.expect_attr("flx-status", "data-status", "not-loaded")
+    assert lab.tid("flx-row-counter").count() == 0
+
+    lab.page.evaluate("(id) => window.jupyterapp.shell.activateById(id)", first)
+    lab.expect_text("flx-kernel", lab.notebook)
+    lab.expect_attr("flx-status", "data-status", "ready")
+    lab.expect_attr("flx-row-counter", "data-state", "running")

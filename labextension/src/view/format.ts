@@ -25,8 +25,11 @@ export function duration(ms: number | null): string {
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
 
-/** "ok · 2.1 ms · just now", "rolled back: SyntaxError ...", or "never". */
-export function reloadText(r: IReloadView | null): string {
+/**
+ * "reloaded · 2.1 ms · just now", "rolled back: SyntaxError ... · just now", or "never".
+ * `withError` false leaves the error out (the row shows it on its own line already).
+ */
+export function reloadText(r: IReloadView | null, withError = true): string {
   if (!r) {
     return 'never reloaded';
   }
@@ -35,7 +38,7 @@ export function reloadText(r: IReloadView | null): string {
     return ['reloaded', duration(r.duration_ms), when].filter(Boolean).join(' · ');
   }
   const verdict = r.rolled_back ? 'rolled back' : 'reload failed';
-  return `${verdict}${r.error ? `: ${r.error}` : ''}${when ? ` · ${when}` : ''}`;
+  return `${verdict}${withError && r.error ? `: ${r.error}` : ''}${when ? ` · ${when}` : ''}`;
 }
 
 export function canRun(action: string, p: IPluginView): boolean {

@@ -64,7 +64,7 @@ export function renderRow(
         'data-testid': id('lastreload'),
         'data-outcome': reload ? (reload.ok ? 'ok' : reload.rolled_back ? 'rolled_back' : 'failed') : 'none'
       },
-      reloadText(reload)
+      reloadText(reload, !p.error)
     ),
     p.error ? h('div', { className: 'flx-Error', 'data-testid': id('error') }, p.error) : null,
     h('div', { className: 'flx-Source', title: p.source }, p.source),
