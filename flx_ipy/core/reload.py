@@ -96,7 +96,7 @@ def _names_for(source: bytes, path: str) -> frozenset[str] | None:
             _names_cache[key] = top_level_names(compile(source, path, "exec", dont_inherit=True))
         except SyntaxError:
             _names_cache[key] = None
-        if len(_names_cache) > 4096:
+        if len(_names_cache) > 64:
             _names_cache.pop(next(iter(_names_cache)))
     return _names_cache[key]
 
@@ -300,6 +300,9 @@ class CodeSwap:
         old_names = _names_for(old_src, path) if old_src is not None else None
         exec(code, ns)
         new_names = top_level_names(code)
+        _names_cache[digest(data)] = new_names  # the next reload diffs against this: no recompile
+        if len(_names_cache) > 64:
+            _names_cache.pop(next(iter(_names_cache)))
         if old_names is not None and new_names is not None:
             for stale in old_names - new_names:
                 if not stale.startswith("__"):
