@@ -74,7 +74,7 @@ class Extension:
         except ImportError:  # the side panel's kernel half is optional
             return
         try:
-            self.bridge = LabBridge(self.pm).attach()
+            self.bridge = LabBridge(self.pm, defer=self.scheduler.applier).attach()
         except Exception:
             log.warning("flx_ipy: the JupyterLab side panel could not attach; magics work without it",
                         exc_info=True)

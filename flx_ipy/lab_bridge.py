@@ -47,7 +47,11 @@ class LabBridge:
     """Serve the manager's state and actions to JupyterLab side panels over comms."""
 
     def __init__(self, manager: Any, *, comm_manager: Any = None,
-                 create_comm: Callable[..., Any] | None = None) -> None:
+                 create_comm: Callable[..., Any] | None = None,
+                 defer: Callable[[Callable[[], Any]], Any] | None = None) -> None:
+        #: where actions run: ipykernel 7 may deliver a comm message while a cell runs, so the
+        #: extension passes its reload scheduler here and a click waits for the cell to end
+        self._defer = defer
         self.manager = manager
         self._comm_manager = comm_manager
         self._create_comm = create_comm
@@ -180,11 +184,19 @@ class LabBridge:
         if request["kind"] != "action":
             return  # a repeated hello: nothing to do, the stream is already flowing
         name, plugin, request_id = request["action"], request["plugin"], request["request_id"]
-        try:
-            ok, text = self.run_action(name, plugin, client)
-        except Exception as e:  # flx_ipy errors are one line with the next step in them
-            ok, text = False, str(e) or type(e).__name__
-        self._send(client, protocol.reply(request_id, name, plugin, ok, text))
+
+        def act() -> list[Any]:
+            try:
+                ok, text = self.run_action(name, plugin, client)
+            except Exception as e:  # flx_ipy errors are one line with the next step in them
+                ok, text = False, str(e) or type(e).__name__
+            self._send(client, protocol.reply(request_id, name, plugin, ok, text))
+            return []
+
+        if self._defer is not None:
+            self._defer(act)
+        else:
+            act()
 
     def run_action(self, name: str, plugin: str | None, client: _Client | None = None) -> tuple[bool, str]:
         """Run one panel action on the manager; returns ``(ok, what happened)``."""

@@ -151,3 +151,52 @@ def test_uninstall_removes_the_callbacks() -> None:
     assert sched.post_execute not in ip.events.callbacks["post_execute"]
     with pytest.raises(ValueError, match="not registered"):
         ip.events.unregister("pre_run_cell", sched.pre_run_cell)
+
+
+class FakeComm:
+    """The kernel end of one panel's comm: records what the bridge sends."""
+
+    def __init__(self) -> None:
+        self.comm_id, self.sent, self.handler = "panel-1", [], None
+
+    def send(self, data: Any) -> None:
+        self.sent.append(data)
+
+    def on_msg(self, fn: Any) -> None:
+        self.handler = fn
+
+    def on_close(self, fn: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_panel_click_during_a_running_cell_waits_for_the_cell(tmp_path: Any) -> None:
+    """ipykernel 7 may deliver a comm message while a cell runs; the action must not run then."""
+    from flx_ipy import PluginManager
+    from flx_ipy.lab_bridge import LabBridge
+    from flx_ipy.testing import plugin_source, write_plugin
+
+    pm = PluginManager(entry_points=False)
+    pm.load(str(write_plugin(tmp_path / "clicked.py", plugin_source("clicked"))), start=True)
+    sched = ReloadScheduler(fake_shell()).install()
+    registry = SimpleNamespace(register_target=lambda *a: None, unregister_target=lambda *a: None)
+    bridge = LabBridge(pm, comm_manager=registry, create_comm=lambda **kw: FakeComm(),
+                       defer=sched.applier).attach()
+    try:
+        comm = FakeComm()
+        bridge._on_open(comm, {"content": {"data": {"kind": "hello", "protocol": "1.0", "client": "t",
+                                                    "replaces": None}}})
+        sched.pre_execute()  # a cell is running
+        comm.handler({"content": {"data": {"kind": "action", "protocol": "1.0", "request_id": "r1",
+                                           "action": "stop", "plugin": "clicked"}}})
+        assert pm.status("clicked") == "running"
+        assert not [m for m in comm.sent if m.get("kind") == "reply"]
+        sched.post_execute()  # the cell ends: the click runs now, before any next cell
+        assert pm.status("clicked") == "stopped"
+        replies = [m for m in comm.sent if m.get("kind") == "reply"]
+        assert [(r["request_id"], r["ok"]) for r in replies] == [("r1", True)]
+    finally:
+        bridge.detach()
+        pm.close()
