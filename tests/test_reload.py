@@ -361,3 +361,47 @@ def test_changed_enum_in_plugin_module_is_reported(pm: PluginManager, make_plugi
     res = pm.reload("lights")
     assert res.ok
     assert any("Light: its Enum members changed" in n for n in res.notes), res.notes
+
+
+HANDOVER = """
+    def start(self):
+        self.count = getattr(self, "count", 0)
+        self.halt = threading.Event()
+        self.worker = threading.Thread(target=self.work, daemon=True)
+        self.worker.start()
+    def work(self):
+        while not self.halt.is_set():
+            self.count += 1
+    def stop(self):
+        self.halt.set()
+        self.worker.join()
+    def save_state(self):
+        return PluginState("worker", "1", runtime_data={"count": self.count})
+    def restore_state(self, state):
+        self.count = state.runtime_data["count"]
+    def tag(self):
+        return "v1"
+"""
+
+
+def test_state_hand_over_with_a_stop_that_joins_a_worker_touching_self(pm: PluginManager, make_plugin) -> None:
+    """Other threads wait while state is handed over; a stop that joins a worker touching self
+    must not deadlock (the worker is let through after a short grace)."""
+    path = make_plugin("worker", HANDOVER, header="import threading")
+    pm.load(str(path), start=True)
+    p = pm.get("worker")
+    edit(path, 'return "v1"', 'return "v2"')
+    res = pm.reload("worker")
+    assert res.ok, res.error
+    assert p.tag() == "v2" and p.worker.is_alive()
+    assert res.duration < pm.handover_grace + 5  # bounded by the grace, never a hang
+
+
+def test_rollback_keeps_other_threads_writes_but_reverts_the_hooks(pm: PluginManager, counter: Path) -> None:
+    p = pm.get("counter")
+    p.inc()
+    edit(counter, 'self.count = getattr(self, "count", 0)',
+         'self.count = 999\n        self.extra = 1\n        raise RuntimeError("bad start")')
+    assert pm.reload("counter").rolled_back
+    assert p.count == 1 and not hasattr(p, "extra")
+    assert "__setattr__" not in vars(type(p)) and "__getattribute__" not in vars(type(p))

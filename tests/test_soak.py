@@ -32,16 +32,10 @@ def test_short_soak_every_cycle_ok_or_rolled_back_and_no_state_lost(tmp_path: Pa
     assert {"syntax", "start_raises", "import_error", "validation", "restore_raises"} <= set(rep.kinds)
 
 
-LOSES_CONCURRENT_WRITES = pytest.mark.xfail(
-    reason="core: a rollback restores the whole attribute snapshot, and restore_state rewrites the live "
-           "instance, so increments made by another thread during the reload window are lost "
-           "(see benchmarks/RESULTS.md, ## Soak)", strict=True)
-
-
 @pytest.mark.parametrize(("stateless", "broken_share"), [
     pytest.param(True, 0.0, id="plain-plugin-valid-edits"),
-    pytest.param(True, 0.32, id="plain-plugin-with-rollbacks", marks=LOSES_CONCURRENT_WRITES),
-    pytest.param(False, 0.0, id="save-restore-state", marks=LOSES_CONCURRENT_WRITES),
+    pytest.param(True, 0.32, id="plain-plugin-with-rollbacks"),
+    pytest.param(False, 0.0, id="save-restore-state"),
 ])
 def test_short_soak_with_a_hammering_thread(tmp_path: Path, stateless: bool, broken_share: float) -> None:
     """Another thread calls into the plugin during every reload: no call fails, none is lost."""

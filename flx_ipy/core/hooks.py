@@ -48,6 +48,7 @@ class HookLoop:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self.thread_id: int | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -57,6 +58,7 @@ class HookLoop:
                 ready = threading.Event()
 
                 def run() -> None:
+                    self.thread_id = threading.get_ident()
                     asyncio.set_event_loop(loop)
                     loop.call_soon(ready.set)
                     loop.run_forever()

@@ -53,6 +53,8 @@ class PluginManager:
         self.config: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (config or {}).items()}
         self.health_timeout = health_timeout
         self.hook_timeout = hook_timeout
+        #: how long another thread waits at a plugin handing over state while its stop() runs
+        self.handover_grace = 0.25
         self.data_root = Path(data_root) if data_root else None
         self.clock = clock
         self._records: dict[str, PluginRecord] = {}

@@ -345,8 +345,9 @@ class CodeSwap:
                     continue
             setattr(old, k, v)
         for k in list(vars(old)):
-            if k not in new_dict and k not in _SKIP_ATTRS and not isinstance(
-                    vars(old)[k], (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            v = vars(old)[k]
+            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, "_flx_guard", False) and not \
+                    isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 delattr(old, k)
         mod.__dict__[name] = old
         self.class_map[new] = old

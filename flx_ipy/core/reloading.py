@@ -10,11 +10,13 @@ so the same broken save is not retried until the file changes again.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import graph as import_graph
 from .errors import FlxError, InvalidStateError
+from .guard import InstanceGuard
 from .hooks import Steps
 from .lifecycle import (
     _call,
@@ -58,22 +60,6 @@ def _snapshot(inst: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
             if s not in ("__dict__", "__weakref__") and hasattr(inst, s):
                 slots[s] = getattr(inst, s)
     return d, slots
-
-
-def _restore(inst: Any, snap: tuple[dict[str, Any] | None, dict[str, Any]]) -> None:
-    d, slots = snap
-    if d is not None:
-        cur = vars(inst)
-        for k in [k for k in cur if k not in d]:
-            del cur[k]
-        for k, v in d.items():
-            if cur.get(k, d) is not v:
-                cur[k] = v
-    for k, v in slots.items():
-        try:
-            setattr(inst, k, v)
-        except AttributeError:
-            pass
 
 
 def _fresh_instance(new_cls: type, old: Any) -> Any:
@@ -185,19 +171,29 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     saved: PluginState | None = None
     new_inst = inst
     stopped = False
+    hands_over = _has_hook(inst, "save_state") and rec.initialized
+    me = threading.get_ident()
+    guard = InstanceGuard(inst, lambda: (me, pm._hook_loop.thread_id), pm.hook_timeout or 30.0)
+    guard.install(gate=hands_over)
     try:
+        if hands_over:
+            guard.close_gate()  # other threads wait until restore_state has run (guard.py)
         try:
-            if _has_hook(inst, "save_state") and rec.initialized:
+            if hands_over:
                 saved = coerce_state(rec, (yield _call(pm, rec, "save_state")))
         except Exception as e:
             raise _Abort("save_state", e) from e
         if was_running:
+            # stop may join a worker thread that touches self: while it runs, a waiter is let
+            # through after a short grace instead of deadlocking the reload (guard.py)
+            guard.max_wait, full_wait = pm.handover_grace, guard.max_wait
             try:
                 if _has_hook(inst, "stop"):
                     yield _call(pm, rec, "stop")
             except Exception as e:
                 raise _Abort("stop", e) from e
             finally:
+                guard.max_wait = full_wait
                 stopped = True
                 if rec.context is not None:
                     rec.context.end_run()
@@ -205,6 +201,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             swap.apply()
         except Exception as e:
             raise _Abort("import", e) from e
+        guard.install(gate=hands_over)  # the swap replaced the class namespace
         found = getattr(rec.module, old_cls.__name__, None) if old_cls is not None else None
         if not isinstance(found, type):
             raise _Abort("validate", FlxError(
@@ -236,6 +233,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
                 yield _call(pm, rec, "restore_state", saved)
         except Exception as e:
             raise _Abort("restore_state", e) from e
+        guard.open_gate()
         if was_running:
             if rec.context is not None:
                 rec.context.begin_run()
@@ -246,10 +244,16 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
                 if rec.context is not None:
                     rec.context.end_run()
                 raise _Abort("start", e) from e
-    except _Abort as abort:
+    except BaseException as exc:
+        if not isinstance(exc, _Abort):  # not a plugin failure: never leave the guard behind
+            guard.remove()
+            raise
+        abort = exc
         swap.rollback()
+        guard.install(gate=False)
         rec.instance = inst
-        _restore(inst, snap)
+        guard.revert(*snap)  # what the reload's hooks wrote; other threads' writes stay
+        guard.remove()
         if stopped and was_running:
             if rec.context is not None:
                 rec.context.begin_run()
@@ -265,6 +269,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         rec.status = prev_status
         return finish(_failed(pm, rec, result, abort.phase, abort.error, new_sources, rolled_back=True))
 
+    guard.remove()
     rec.cls = new_cls
     rec.metadata = new_cls.metadata
     rec.status = prev_status

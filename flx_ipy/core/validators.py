@@ -484,8 +484,8 @@ def validate_path(path: str | Path) -> ValidationResult:
         files = sorted(p.rglob("*.py"))
         if not _validate_module(p, result, files, quiet=True):
             # a package shipping plugins from its submodules (entry points name them one by one)
-            found = sum(_validate_module(f, result, [f], quiet=True) for f in files if f.name != "__init__.py")
-            if not found:
+            in_modules = sum(_validate_module(f, result, [f], quiet=True) for f in files if f.name != "__init__.py")
+            if not in_modules:
                 result.problems.append(Problem("plugin", f"no Plugin subclass found in {p}", _NO_PLUGIN_FIX))
         result.problems = list(dict.fromkeys(result.problems))  # a file read twice reports once
     else:  # a folder of plugins: everything discovery would look at
