@@ -45,6 +45,23 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+_compiled: dict[tuple[str, str], Any] = {}
+
+
+def compile_source(data: bytes, path: str) -> Any:
+    """Compile plugin source, remembering the last few results: the watcher's completeness
+    check and the reload that follows compile the same bytes, and compiling is most of a
+    reload's cost (~1 ms for 200 lines)."""
+    key = (path, digest(data))
+    code = _compiled.get(key)
+    if code is None:
+        code = compile(data, path, "exec", dont_inherit=True)
+        _compiled[key] = code
+        if len(_compiled) > 16:
+            _compiled.pop(next(iter(_compiled)))
+    return code
+
+
 class FreshSourceLoader(importlib.machinery.SourceFileLoader):
     """A source loader that never trusts bytecode: ``path_stats`` failing makes
     ``SourceLoader.get_code`` skip the cache and compile the bytes it read."""

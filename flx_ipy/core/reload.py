@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
-from .loader import digest, source_hashes, sources
+from .loader import compile_source, digest, source_hashes, sources
 
 _MISSING = object()
 _SKIP_ATTRS = frozenset({"__dict__", "__weakref__"})
@@ -278,7 +278,7 @@ class CodeSwap:
             data = self._given.get(path)
             if data is None:
                 data = read_source(path)
-            code = compile(data, mod.__file__ or path, "exec", dont_inherit=True)
+            code = compile_source(data, mod.__file__ or path)
             if source_hashes.get(path) != digest(data):
                 self.changed = True
             self.codes.append((mod, path, data, code))

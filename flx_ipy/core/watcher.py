@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .loader import digest, source_hashes
+from .loader import compile_source, digest, source_hashes
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -60,7 +60,10 @@ class Settler:
     read: Callable[[str], bytes | None] = field(default=lambda p: _read(p))
     pending: dict[str, _Pending] = field(default_factory=dict)
 
-    def changed(self, paths: Iterable[str], now: float) -> None:
+    def changed(self, paths: Iterable[str], now: float, quiet_for: float = 0.0) -> None:
+        """Record changed ``paths``; ``quiet_for``: how long the source already saw no event
+        (watchfiles yields a batch only after ``step`` ms of quiet), counted into ``settle``."""
+        now -= quiet_for
         for p in paths:
             entry = self.pending.get(p)
             data = self.read(p)
@@ -82,7 +85,7 @@ class Settler:
             if d != entry.digest:  # it changed without (yet) an event: wait again
                 entry.last_event, entry.digest = now, d
                 continue
-            if data is not None and not _looks_complete(data) and now - entry.last_event < self.broken_grace:
+            if data is not None and not _looks_complete(data, p) and now - entry.last_event < self.broken_grace:
                 continue
             del self.pending[p]
             out.append(p)
@@ -102,11 +105,11 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _looks_complete(data: bytes) -> bool:
+def _looks_complete(data: bytes, path: str = "<settle>") -> bool:
     if not data.strip():
         return False
     try:
-        compile(data, "<settle>", "exec", dont_inherit=True)
+        compile_source(data, path)  # the reload that follows reuses this compile
     except (SyntaxError, ValueError):
         return False
     return True
@@ -139,6 +142,8 @@ class Watcher:
         self.settler = Settler(settle=settle, broken_grace=broken_grace)
         self.applier: Applier = applier or (lambda fn: fn())
         self._source_arg = source
+        # a real RustNotify batch comes after `step` ms without events; a scripted one may not
+        self.quiet_for = step / 1000 if source is None else 0.0
         self.clock = clock
         self.on_applied = on_applied
         self._stop = threading.Event()
@@ -201,7 +206,7 @@ class Watcher:
                 if isinstance(raw, (set, frozenset, list)) and raw:
                     relevant = [p for _, p in raw if self._relevant(p)]
                     if relevant:
-                        self.settler.changed(sorted(set(relevant)), now)
+                        self.settler.changed(sorted(set(relevant)), now, self.quiet_for)
                 ready = self.settler.ready(self.clock())
                 if ready:
                     self._hand_over(ready, now)
