@@ -372,3 +372,33 @@ def test_package_plugin_with_relative_helper(pm: PluginManager, plugin_dir: Path
     assert pm.get("greeter").hello() == "hello world"
     pm.unload("greeter")
     assert "greeter_pkg" not in sys.modules and "greeter_pkg.helpers" not in sys.modules
+
+
+def test_every_operation_has_an_awaitable_twin(pm: PluginManager, plugin_dir: Path, make_plugin) -> None:
+    path = make_plugin("twin", "def v(self): return 1")
+
+    async def scenario() -> list[str]:
+        found = await pm.adiscover(plugin_dir)
+        assert [m.name for m in found] == ["twin"]
+        await pm.aload("twin", start=True)  # a discovered name
+        write_plugin(path, path.read_text().replace("return 1", "return 2"))
+        results = await pm.aapply_pending(timeout=2)
+        await pm.awatch()
+        assert pm.watching
+        await pm.aunwatch()
+        health = await pm.ahealth("twin")
+        await pm.astop("twin")
+        await pm.aunload("twin")
+        return [str(health.status), *(str(r.ok) for r in results)]
+
+    assert asyncio.run(scenario()) == ["healthy", "True"]
+    assert "twin" not in pm.plugins
+
+
+def test_metadata_lists_compare_as_written() -> None:
+    from flx_ipy import PluginMetadata
+
+    md = PluginMetadata(name="alarm", version="1.0.0", requires=["clock>=1.0"], capabilities=["ring"])
+    assert md.requires == ["clock>=1.0"] and md.capabilities == ["ring"]
+    assert hash(md) == hash(PluginMetadata(name="alarm", version="1.0.0", requires=["clock>=1.0"],
+                                           capabilities=["ring"]))

@@ -169,6 +169,10 @@ class PluginManager:
         del new_keys
         return [c.metadata for c in cands if c.ok and c.metadata is not None]
 
+    async def adiscover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
+        """Discovery reads files and calls no plugin hook: the twin exists for symmetry."""
+        return self.discover(*dirs, rescan=rescan)
+
     @property
     def candidates(self) -> list[Candidate]:
         return list(self._candidates)
@@ -179,9 +183,10 @@ class PluginManager:
 
     def _resolve(self, target: str) -> tuple[str | None, Candidate | None]:
         """A discovered name resolves to its candidate's target; anything else passes through."""
-        cand = self.discovery.find(target) if target.isidentifier() or "-" in target else None
-        if cand is None and (target.isidentifier() or "-" in target) and not self._candidates:
-            self.discover()
+        looks_like_name = target.isidentifier() or "-" in target
+        cand = self.discovery.find(target) if looks_like_name else None
+        if cand is None and looks_like_name:
+            self.discover()  # the scan is cached by mtimes: cheap, and sees a plugin added since
             cand = self.discovery.find(target)
         if cand is not None and not cand.ok:
             return None, cand
@@ -310,6 +315,27 @@ class PluginManager:
         self._watcher.start()
         self._emit("watch_started", None, paths=self._watcher.paths)
         return self._watcher
+
+    async def awatch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
+        return self.watch(paths, **options)
+
+    async def aunwatch(self) -> None:
+        self.unwatch()
+
+    async def aapply_pending(self, timeout: float = 5.0, settle: float = 0.02) -> list[ReloadResult]:
+        """Like ``apply_pending``, but the settle wait yields to the loop and hooks run on it."""
+        deadline = time.monotonic() + timeout
+        pending = self.pending_changes()
+        if not pending:
+            return []
+        seen = lifecycle.file_digests(pending)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(settle)
+            now = lifecycle.file_digests(pending)
+            if now == seen and lifecycle.all_complete(pending):
+                break
+            seen = now
+        return await self.aapply_changes(pending)
 
     def unwatch(self) -> None:
         w, self._watcher = self._watcher, None

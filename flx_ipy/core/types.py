@@ -181,6 +181,24 @@ def metadata_problems(
     return problems
 
 
+class _Strings(tuple):  # type: ignore[type-arg]
+    """An immutable list of strings that also compares equal to the list it was written as
+    (``md.requires == ["clock>=1.0"]``), so metadata stays hashable and still reads naturally."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 @dataclass(frozen=True)
 class PluginMetadata:
     """What a plugin says about itself; validated on creation with every problem listed."""
@@ -201,8 +219,8 @@ class PluginMetadata:
                 self.name if isinstance(self.name, str) else None,
                 problems=problems,
             )
-        object.__setattr__(self, "requires", tuple(self.requires))
-        object.__setattr__(self, "capabilities", tuple(self.capabilities))
+        object.__setattr__(self, "requires", _Strings(self.requires))
+        object.__setattr__(self, "capabilities", _Strings(self.capabilities))
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
