@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ManualClock", "ScriptedChanges", "plugin_source", "wait_for", "write_plugin"]
+__all__ = ["ManualClock", "ScriptedChanges", "plugin_source", "save_seen", "wait_for", "write_plugin"]
 
 MODIFIED = 2  # watchfiles.Change.modified
 
@@ -117,6 +117,23 @@ def write_plugin(path: str | os.PathLike[str], source: str | bytes, *, atomic: b
         os.replace(tmp, p)
     else:
         p.write_bytes(data)
+    return p
+
+
+def save_seen(pm: Any, path: str | os.PathLike[str], source: str | bytes, timeout: float = 10.0) -> Path:
+    """Save like an editor, then wait until ``pm``'s watcher has handed the save over.
+
+    For notebooks run by a machine: a person comes back to the notebook long after the reload,
+    but nbclient starts the next cell within milliseconds, and in a kernel a reload is never
+    applied in the middle of a cell. Waiting here (the watcher has *seen* the save) makes the
+    reload land right after this cell, before the next one — as it would for a person.
+    """
+    watcher = pm.watcher
+    if watcher is None:
+        raise RuntimeError("save_seen needs watching on: `%plugin watch` or pm.watch()")
+    seen = watcher.handed
+    p = write_plugin(path, source)
+    wait_for(lambda: watcher.handed > seen, timeout=timeout)
     return p
 
 

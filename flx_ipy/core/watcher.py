@@ -152,6 +152,8 @@ class Watcher:
         self._source: ChangeSource | None = None
         self.error: BaseException | None = None
         self.applied = 0
+        #: settled saves handed to the applier so far (a script can wait for its save to be seen)
+        self.handed = 0
 
     def __repr__(self) -> str:
         state = "watching" if self.running else "stopped"
@@ -246,6 +248,7 @@ class Watcher:
 
         try:
             self.applier(apply)
+            self.handed += 1
         except Exception:
             log.exception("flx_ipy: applying a change to %s failed", ", ".join(todo))
 
