@@ -26,7 +26,7 @@ from typing import Any
 from . import protocol
 from ._version import __version__
 from .protocol import KERNEL_TARGET, PANEL_TARGET, ProtocolError
-from .uistate import UIState
+from .uistate import UIState, run_action
 
 log = logging.getLogger("flx_ipy")
 
@@ -210,18 +210,4 @@ class LabBridge:
                     self._send(client, protocol.snapshot(state.snapshot()))
             return True, "refreshed"
         assert plugin is not None  # parse_client_message checked it
-        if name == "start":
-            pm.start(plugin)
-            pm.health(plugin)
-            return True, f"{plugin} started"
-        if name == "stop":
-            pm.stop(plugin)
-            return True, f"{plugin} stopped"
-        if name == "unload":
-            pm.unload(plugin)
-            return True, f"{plugin} unloaded"
-        if name == "reload":
-            result = pm.reload(plugin)
-            summary = result.summary() if hasattr(result, "summary") else str(result)
-            return bool(getattr(result, "ok", True)), summary
-        return False, f"flx_ipy: unknown action {name!r}"
+        return run_action(pm, name, plugin)

@@ -148,6 +148,33 @@ def event_view(event: Any) -> EventView:
                      details=dict(details))
 
 
+#: the actions a UI button can ask for, per plugin
+ACTIONS = ("start", "stop", "reload", "unload")
+
+
+def run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
+    """What a UI's start/stop/reload/unload button does, for the dashboard and the side panel
+    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do)."""
+    try:
+        if action == "start":
+            manager.start(name)
+            manager.health(name)  # so the row shows health as of now
+            return True, f"{name} started"
+        if action == "stop":
+            manager.stop(name)
+            return True, f"{name} stopped"
+        if action == "unload":
+            manager.unload(name)
+            return True, f"{name} unloaded"
+        if action == "reload":
+            result = manager.reload(name)
+            return bool(getattr(result, "ok", True)), str(result.summary() if hasattr(result, "summary") else result)
+        return False, f"flx_ipy: unknown action {action!r}"
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return False, f"{action} {name} failed: {first}"
+
+
 class UIState:
     """The manager as UIs see it: a snapshot, then a delta per event, to every listener.
 

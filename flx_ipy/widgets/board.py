@@ -29,7 +29,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..protocol import DeltaMsg, EventView, PluginView, StateView
-from ..uistate import UIState
+from ..uistate import UIState, run_action
 from . import render
 from .row import PluginRow, css_name
 
@@ -162,25 +162,8 @@ class Dashboard(w.VBox):
 
     def run_action(self, name: str, action: str) -> tuple[bool, str]:
         """What a row's button does; returns ``(ok, one line)``. Never raises."""
-        pm = self.manager
-        try:
-            if action == "start":
-                pm.start(name)
-                pm.health(name)
-                return True, f"{name} started"
-            if action == "stop":
-                pm.stop(name)
-                return True, f"{name} stopped"
-            if action == "unload":
-                pm.unload(name)
-                return True, f"{name} unloaded"
-            if action == "reload":
-                result = pm.reload(name)
-                return bool(getattr(result, "ok", True)), str(
-                    result.summary() if hasattr(result, "summary") else result)
-            return False, f"unknown action {action!r}"
-        except Exception as e:  # flx_ipy's errors are one line that says what to do next
-            return False, f"{action} {name} failed: {render.one_line(e) or type(e).__name__}"
+        ok, text = run_action(self.manager, action, name)
+        return ok, text if ok else render.one_line(text)
 
     def check_health(self) -> None:
         """Run every health check; changes arrive as ``health_changed`` events."""
