@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_js import KERNEL_EVAL, KERNEL_READY, RUN_CELL  # tests/browser/ is on sys.path (rootdir-less)
 
 from flx_ipy.testing import plugin_source, write_plugin
 
@@ -37,31 +38,6 @@ GREETER = '''
 def health_check(self):
     return HealthStatus.degraded("cache cold")
 '''
-
-KERNEL_READY = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-
-RUN_CELL = """async (index) => {
-  const app = window.jupyterapp;
-  const panel = app.shell.currentWidget;
-  panel.content.activeCellIndex = index;
-  await app.commands.execute('notebook:run-cell');
-}"""
-
-KERNEL_EVAL = """async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const future = kernel.requestExecute({ code, store_history: false });
-  let out = null;
-  future.onIOPub = msg => {
-    if (msg.header.msg_type === 'execute_result') { out = msg.content.data['text/plain']; }
-    if (msg.header.msg_type === 'error') { out = 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue; }
-  };
-  await future.done;
-  return out;
-}"""
 
 
 def test_dashboard_follows_saves_and_its_buttons_drive_the_kernel(page: Any, lab_server: LabServer) -> None:

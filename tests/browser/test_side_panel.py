@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_js import KERNEL_EVAL, KERNEL_READY, RUN_CELL  # tests/browser/ is on sys.path (rootdir-less)
 
 from flx_ipy.testing import plugin_source, write_plugin
 
@@ -29,39 +30,7 @@ def health_check(self):
     return HealthStatus.healthy(f"{self.ticks} ticks")
 '''
 
-# Until flx_ipy/extension.py exists, attach the bridge by hand; afterwards `%load_ext` does it.
-if (ROOT / "flx_ipy" / "extension.py").exists():
-    LOAD_EXT = "%load_ext flx_ipy\nimport flx_ipy\npm = flx_ipy.get_manager()"
-else:
-    LOAD_EXT = ("import flx_ipy\nfrom flx_ipy.lab_bridge import LabBridge\n"
-                "pm = flx_ipy.get_manager()\nbridge = LabBridge(pm).attach()")
-
-KERNEL_READY = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-
-RUN_CELL = """async (index) => {
-  const app = window.jupyterapp;
-  const panel = app.shell.currentWidget;
-  panel.content.activeCellIndex = index;
-  await app.commands.execute('notebook:run-cell');
-}"""
-
-# Evaluate an expression in the notebook's kernel behind the UI's back (the notebook does not
-# show it): how a test asks the kernel what it did.
-KERNEL_EVAL = """async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const future = kernel.requestExecute({ code, store_history: false });
-  let out = null;
-  future.onIOPub = msg => {
-    if (msg.header.msg_type === 'execute_result') { out = msg.content.data['text/plain']; }
-    if (msg.header.msg_type === 'error') { out = 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue; }
-  };
-  await future.done;
-  return out;
-}"""
+LOAD_EXT = "%load_ext flx_ipy\nimport flx_ipy\npm = flx_ipy.get_manager()"
 
 KERNEL_SUBMIT = """(code) => {
   const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
