@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from iopub import IOPub, running_kernel
 
 from flx_ipy.testing import plugin_source, write_plugin
 
@@ -29,31 +28,12 @@ HEALTH = 'def health_check(self):\n    return HealthStatus.healthy("ticking")\n'
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-class Frontend:
+class Frontend(IOPub):
     """Just enough of a notebook frontend: run cells, read iopub, message widgets."""
-
-    def __init__(self, kc: Any) -> None:
-        self.kc = kc
-        self.seen: list[dict[str, Any]] = []
 
     def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0,
              start: int = 0) -> tuple[int, dict[str, Any]]:
-        """The first iopub message from index ``start`` on matching ``predicate``, and its index."""
-        deadline = time.monotonic() + timeout
-        i = start
-        while True:
-            while i < len(self.seen):
-                if predicate(self.seen[i]):
-                    return i, self.seen[i]
-                i += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                kinds = [m["msg_type"] for m in self.seen[start:]]
-                raise TimeoutError(f"no matching iopub message within {timeout} s; saw {kinds}")
-            try:
-                self.seen.append(self.kc.get_iopub_msg(timeout=min(left, 0.5)))
-            except queue.Empty:
-                pass
+        return self.find(predicate, timeout, start)
 
     def execute(self, code: str) -> str:
         """Run a cell to completion (kernel idle again); returns its msg_id."""
@@ -92,15 +72,8 @@ class Frontend:
 
 @pytest.fixture
 def frontend(tmp_path: Path) -> Iterator[Frontend]:
-    from jupyter_client.manager import start_new_kernel
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
-    try:
+    with running_kernel(tmp_path) as (_km, kc):
         yield Frontend(kc)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 @pytest.fixture

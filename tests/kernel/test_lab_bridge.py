@@ -7,16 +7,14 @@ the kernel is idle (watcher or background thread, no cell running) reaches the p
 
 from __future__ import annotations
 
-import os
-import queue
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from iopub import IOPub, running_kernel
 
 from flx_ipy.testing import plugin_source, write_plugin
 
@@ -26,36 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 HEALTH = 'def health_check(self):\n    return HealthStatus.healthy("ticking")\n'
 
 
-class Panel:
+class Panel(IOPub):
     """A fake side panel (and notebook) talking to one kernel."""
-
-    def __init__(self, kc: Any) -> None:
-        self.kc = kc
-        self.seen: list[dict[str, Any]] = []
-
-    def _pump(self, timeout: float) -> bool:
-        try:
-            msg = self.kc.get_iopub_msg(timeout=timeout)
-        except queue.Empty:
-            return False
-        self.seen.append(msg)
-        return True
 
     def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0,
              start: int = 0) -> dict[str, Any]:
-        """The first iopub message from index ``start`` on that satisfies ``predicate``."""
-        deadline = time.monotonic() + timeout
-        i = start
-        while True:
-            while i < len(self.seen):
-                if predicate(self.seen[i]):
-                    return self.seen[i]
-                i += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                kinds = [(m["msg_type"], m["content"].get("data", {}).get("kind")) for m in self.seen[start:]]
-                raise TimeoutError(f"no matching iopub message within {timeout} s; saw {kinds}")
-            self._pump(min(left, 0.5))
+        return self.find(predicate, timeout, start)[1]
 
     def execute(self, code: str, timeout: float = 20.0) -> None:
         msg_id = self.kc.execute(textwrap.dedent(code))
@@ -101,15 +75,8 @@ def hello(replaces: str | None = None, version: str = "1.0") -> dict[str, Any]:
 
 @pytest.fixture
 def kernel(tmp_path: Path) -> Iterator[Panel]:
-    from jupyter_client.manager import start_new_kernel
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
-    try:
+    with running_kernel(tmp_path) as (_km, kc):
         yield Panel(kc)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 @pytest.fixture
