@@ -405,3 +405,17 @@ def test_rollback_keeps_other_threads_writes_but_reverts_the_hooks(pm: PluginMan
     assert pm.reload("counter").rolled_back
     assert p.count == 1 and not hasattr(p, "extra")
     assert "__setattr__" not in vars(type(p)) and "__getattribute__" not in vars(type(p))
+
+
+def test_ctrl_c_in_a_hook_during_reload_restores_the_old_code(pm: PluginManager, counter: Path) -> None:
+    p = pm.get("counter")
+    edit(counter, 'self.count = getattr(self, "count", 0)', 'raise KeyboardInterrupt')
+    edit(counter, '"v1"', '"v2"')
+    with pytest.raises(KeyboardInterrupt):
+        pm.reload("counter")
+    assert p.inc() == "v1"  # the old code is back
+    assert pm.status("counter") == "stopped"  # it was stopped for the swap and not restarted
+    assert "__setattr__" not in vars(type(p))
+    edit(counter, "raise KeyboardInterrupt", 'self.count = getattr(self, "count", 0)')
+    pm.start("counter")
+    assert pm.reload("counter").ok and p.inc() == "v2"

@@ -149,7 +149,7 @@ def drive_sync(steps: Steps[T], hook_loop: HookLoop) -> T:
         value, error = None, None
         try:
             value = invoke_sync(call, hook_loop)
-        except Exception as e:
+        except BaseException as e:  # Ctrl-C too: the operation gets to undo what it began
             error = e
 
 
@@ -164,5 +164,5 @@ async def drive_async(steps: Steps[T]) -> T:
         value, error = None, None
         try:
             value = await invoke_async(call)
-        except Exception as e:
+        except BaseException as e:  # cancellation too: the operation gets to undo what it began
             error = e

@@ -245,15 +245,15 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
                     rec.context.end_run()
                 raise _Abort("start", e) from e
     except BaseException as exc:
-        if not isinstance(exc, _Abort):  # not a plugin failure: never leave the guard behind
-            guard.remove()
-            raise
-        abort = exc
         swap.rollback()
         guard.install(gate=False)
         rec.instance = inst
         guard.revert(*snap)  # what the reload's hooks wrote; other threads' writes stay
         guard.remove()
+        if not isinstance(exc, _Abort):  # Ctrl-C in a hook, or a bug: old code back, then re-raise
+            rec.status = S.STOPPED if stopped and was_running else prev_status
+            raise
+        abort = exc
         if stopped and was_running:
             if rec.context is not None:
                 rec.context.begin_run()
