@@ -402,3 +402,19 @@ def test_metadata_lists_compare_as_written() -> None:
     assert md.requires == ["clock>=1.0"] and md.capabilities == ["ring"]
     assert hash(md) == hash(PluginMetadata(name="alarm", version="1.0.0", requires=["clock>=1.0"],
                                            capabilities=["ring"]))
+
+
+def test_status_covers_discovered_and_unloaded(pm: PluginManager, plugin_dir: Path, make_plugin) -> None:
+    make_plugin("listed")
+    pm.discover(plugin_dir)
+    assert pm.status("listed") == "discovered" and "listed" not in pm.plugins
+    pm.load("listed", start=True)
+    assert pm.status("listed") == "running"
+    pm.unload("listed")
+    assert pm.status("listed") == "unloaded" and "listed" not in pm.plugins
+    with pytest.raises(PluginNotFoundError):
+        pm.get("listed")
+    pm.load("listed")
+    assert pm.status("listed") == "loaded"
+    with pytest.raises(PluginNotFoundError, match="never_heard_of"):
+        pm.status("never_heard_of")

@@ -223,6 +223,7 @@ def load_steps(pm: PluginManager, target: str, config: Any) -> Steps[PluginRecor
         remember_source(mod)
     rec.files = module_files(rec)
     pm._records[name] = rec
+    pm._unloaded.discard(name)
     pm._emit("loaded", name, version=rec.version, source=rec.source)
     return rec
     yield  # a generator, though loading calls no hook
@@ -349,6 +350,7 @@ def unload_steps(pm: PluginManager, name: str) -> Steps[None]:
         for label, err in rec.context.close():
             log.warning("flx_ipy: %s: cleanup %r raised %s during unload", name, label, _one_line(err))
     del pm._records[name]
+    pm._unloaded.add(name)
     shared = {m.__name__ for r in pm._records.values() for m in plugin_modules(r)}
     mine = [m.__name__ for m in plugin_modules(rec) if m.__name__ not in shared]
     loader.forget_modules(mine)

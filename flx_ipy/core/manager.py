@@ -58,6 +58,7 @@ class PluginManager:
         self.data_root = Path(data_root) if data_root else None
         self.clock = clock
         self._records: dict[str, PluginRecord] = {}
+        self._unloaded: set[str] = set()  # names unloaded since (status() says "unloaded")
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
@@ -88,7 +89,16 @@ class PluginManager:
         return rec.instance
 
     def status(self, name: str) -> LifecycleState:
-        return self.record(name).status
+        """A loaded plugin's state; ``unloaded`` after ``unload``; ``discovered`` for a plugin
+        discovery listed but nobody loaded yet."""
+        rec = self._records.get(name)
+        if rec is not None:
+            return rec.status
+        if name in self._unloaded:
+            return LifecycleState.UNLOADED
+        if any(c.name == name and c.ok for c in self._candidates):
+            return LifecycleState.DISCOVERED
+        return self.record(name).status  # raises the not-found error with its hint
 
     def subscribe(self, callback: Subscriber, *, replay: bool = False) -> Callable[[], None]:
         return self.events.subscribe(callback, replay=replay)
