@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -435,6 +435,27 @@ def all_complete(paths: Iterable[str]) -> bool:
     from .watcher import _looks_complete, _read
 
     return all(_looks_complete(_read(p) or b"") for p in paths)
+
+
+class SettlePending:
+    """Iterate the pauses to take until the pending files' content is stable (or ``timeout``);
+    then ``pending`` holds them. One loop for the sync and the awaitable ``apply_pending``."""
+
+    def __init__(self, pm: PluginManager, timeout: float, settle: float) -> None:
+        self.pending = pending_files(pm)
+        self.timeout, self.settle = timeout, settle
+
+    def __iter__(self) -> Iterator[float]:
+        if not self.pending:
+            return
+        deadline = time.monotonic() + self.timeout
+        seen = file_digests(self.pending)
+        while time.monotonic() < deadline:
+            yield self.settle
+            now = file_digests(self.pending)
+            if now == seen and all_complete(self.pending):
+                return
+            seen = now
 
 
 def pending_files(pm: PluginManager) -> list[str]:

@@ -301,18 +301,10 @@ class PluginManager:
         otherwise wait until no cell runs, so a cell never sees two versions by surprise. Here
         the cell opts in (``%plugin sync``). Waits at most ``timeout`` for an editor to finish.
         """
-        deadline = time.monotonic() + timeout
-        pending = self.pending_changes()
-        if not pending:
-            return []
-        seen = lifecycle.file_digests(pending)
-        while time.monotonic() < deadline:
-            time.sleep(settle)  # the settle window itself, not a wait for correctness
-            now = lifecycle.file_digests(pending)
-            if now == seen and lifecycle.all_complete(pending):
-                break
-            seen = now
-        return self.apply_changes(pending)
+        waits = lifecycle.SettlePending(self, timeout, settle)
+        for pause in waits:
+            time.sleep(pause)  # the settle window itself, not a wait for correctness
+        return self.apply_changes(waits.pending) if waits.pending else []
 
     def watch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
         """Watch the loaded plugins' sources (or ``paths``). Returns once armed: a save made right
@@ -334,18 +326,10 @@ class PluginManager:
 
     async def aapply_pending(self, timeout: float = 5.0, settle: float = 0.02) -> list[ReloadResult]:
         """Like ``apply_pending``, but the settle wait yields to the loop and hooks run on it."""
-        deadline = time.monotonic() + timeout
-        pending = self.pending_changes()
-        if not pending:
-            return []
-        seen = lifecycle.file_digests(pending)
-        while time.monotonic() < deadline:
-            await asyncio.sleep(settle)
-            now = lifecycle.file_digests(pending)
-            if now == seen and lifecycle.all_complete(pending):
-                break
-            seen = now
-        return await self.aapply_changes(pending)
+        waits = lifecycle.SettlePending(self, timeout, settle)
+        for pause in waits:
+            await asyncio.sleep(pause)
+        return await self.aapply_changes(waits.pending) if waits.pending else []
 
     def unwatch(self) -> None:
         w, self._watcher = self._watcher, None
