@@ -210,18 +210,22 @@ def test_folders_modules_and_packages(tmp_path: Path) -> None:
     assert f"{plugins / 'broken.py'}:4: syntax error" in str(err.error)
 
 
-def test_folder_metadata_that_needs_running_is_an_error_with_the_way_out(tmp_path: Path) -> None:
+def test_folder_metadata_that_needs_running_is_read_by_importing(tmp_path: Path, monkeypatch) -> None:
+    """Only metadata that running the code can tell costs an import (the one load would do)."""
     write(tmp_path / "p" / "dyn.py", '''\
         import os
         from flx_ipy import Plugin, PluginMetadata
 
         class Dyn(Plugin):
-            metadata = PluginMetadata(name=os.environ["NAME"])
+            metadata = PluginMetadata(name=os.environ["FLX_DYN_NAME"])
         ''')
     (c,) = Discovery([tmp_path / "p"], entry_points=False).scan()
-    assert not c.ok
-    assert "not statically readable" in str(c.error)
+    assert not c.ok  # the import raised KeyError: reported, with the way out
+    assert "not statically readable" in str(c.error) and "KeyError" in str(c.error)
     assert f"%plugin load {tmp_path / 'p' / 'dyn.py'}:Dyn" in str(c.error)
+    monkeypatch.setenv("FLX_DYN_NAME", "dynamic")
+    (c,) = Discovery([tmp_path / "p"], entry_points=False).scan()
+    assert c.ok and c.name == "dynamic" and "imported" in str(c.note)
 
 
 def test_duplicate_names_are_both_reported(site: Path, tmp_path: Path) -> None:

@@ -273,13 +273,29 @@ def _path_candidates(entry: Path, read: set[str]) -> list[Candidate]:
         where = f"{ci.path}:{ci.metadata_line}"
         target = f"{entry}:{ci.name}"
         if ci.fields is None:
-            out.append(Candidate(None, None, target, target, "path", ci.path, ci.name, (
-                f"{where}: {ci.name}.metadata is not statically readable ({ci.not_static}); write "
-                f"literals or module-level constants in PluginMetadata(...), or load it directly: "
-                f"%plugin load {target}")))
+            out.append(_metadata_by_import(entry, ci.name, target, ci.path, f"{where} ({ci.not_static})"))
         else:
             out.append(_with_metadata(None, target, target, "path", ci.path, ci.name, ci.fields))
     return out
+
+
+def _metadata_by_import(entry: Path, cls: str, target: str, path: Path | None, where: str) -> Candidate:
+    """The last resort, for metadata only running the code can tell (``version=get_version()``):
+    import the module exactly as ``load`` would — so a later load reuses that import — and read
+    the class's metadata. Statically readable plugins are never imported to be listed."""
+    from . import loader
+
+    try:
+        module, _ = loader.import_path(entry)
+        md = getattr(module, cls).metadata
+        if not isinstance(md, PluginMetadata):
+            raise TypeError(f"{cls}.metadata is a {type(md).__name__}, not PluginMetadata")
+    except Exception as e:
+        return Candidate(None, None, target, target, "path", path, cls,
+                         f"{where}: {cls}.metadata is not statically readable, and importing the module "
+                         f"to read it failed: {type(e).__name__}: {e}; fix that, or `%plugin load {target}`")
+    return Candidate(md.name, md, target, target, "path", path, cls,
+                     note=f"{where}: metadata is not statically readable, so the module was imported to list it")
 
 
 # --------------------------------------------------------------------------- the scanner
