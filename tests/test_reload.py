@@ -419,3 +419,11 @@ def test_ctrl_c_in_a_hook_during_reload_restores_the_old_code(pm: PluginManager,
     edit(counter, "raise KeyboardInterrupt", 'self.count = getattr(self, "count", 0)')
     pm.start("counter")
     assert pm.reload("counter").ok and p.inc() == "v2"
+
+
+def test_reloading_is_published_while_the_reload_runs(pm: PluginManager, counter: Path) -> None:
+    seen: list[tuple[str, str]] = []
+    pm.subscribe(lambda ev: seen.append((ev.kind, str(pm.status("counter")))) if ev.plugin == "counter" else None)
+    edit(counter, '"v1"', '"v2"')
+    assert pm.reload("counter").ok
+    assert seen == [("reloading", "reloading"), ("reloaded", "running")]

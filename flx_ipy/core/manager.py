@@ -103,10 +103,15 @@ class PluginManager:
     def subscribe(self, callback: Subscriber, *, replay: bool = False) -> Callable[[], None]:
         return self.events.subscribe(callback, replay=replay)
 
-    def _emit(self, kind: str, plugin: str | None = None, **details: Any) -> None:
-        """Queue an event; it is published when the running operation releases the lock."""
+    def _emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None:
+        """Queue an event; it is published when the running operation releases the lock, so a
+        subscriber may call the manager. ``now``: publish at once (after what is queued, to keep
+        the order) — for "reloading", so a UI shows a slow reload while it runs; a subscriber
+        calling a manager operation from that event gets a clear "busy" error instead."""
         if self._owner == threading.get_ident():
             self._pending.append((kind, plugin, details))
+            if now:
+                self._flush()
         else:
             self.events.publish(kind, plugin, **details)
 

@@ -166,7 +166,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         return finish(_failed(pm, rec, result, "compile", e, new_sources, rolled_back=True))
 
     rec.status = S.RELOADING
-    pm._emit("reloading", name, modules=result.modules)
+    pm._emit("reloading", name, now=True, modules=result.modules)
     snap = _snapshot(inst)
     saved: PluginState | None = None
     new_inst = inst
