@@ -48,6 +48,7 @@ class Extension:
         self.status = StatusLine(self.pm) if self.in_kernel else None
         self.magics: Any = None
         self.bridge: Any = None
+        self.poller: Any = None
 
     def load(self) -> Extension:
         from . import magics as magics_mod
@@ -66,6 +67,10 @@ class Extension:
             self.status.attach()
         if self.in_kernel:
             self._attach_bridge()
+            from .health_poll import HealthPoller
+
+            self.poller = HealthPoller(self.pm, self.scheduler, self.magics.health_interval).start()
+            self.magics.poller = self.poller
         return self
 
     def _attach_bridge(self) -> None:
@@ -88,6 +93,9 @@ class Extension:
             self.pm.unwatch()
         except Exception:
             log.warning("flx_ipy: stopping the watcher failed", exc_info=True)
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
         self.scheduler.uninstall()
         if rewrite_awaitable in ip.input_transformers_post:
             ip.input_transformers_post.remove(rewrite_awaitable)

@@ -62,6 +62,9 @@ class PluginMagics(Magics):
                                "applied (editors write in several steps).").tag(config=True)
     health_timeout = Float(5.0, help="Seconds a health check may take before it counts as "
                                      "unhealthy.").tag(config=True)
+    health_interval = Float(30.0, help="In a kernel, re-run health checks every this many seconds "
+                                       "while no cell runs, so panels show health as it changes "
+                                       "(0: only on request).").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
@@ -70,6 +73,7 @@ class PluginMagics(Magics):
         self.pm = pm
         self.scheduler = scheduler
         self.status = status
+        self.poller: Any = None  # the extension's HealthPoller, re-armed when the interval changes
         self.last_internal_error: str | None = None
         super().__init__(shell=shell, parent=shell, **kwargs)
         self.apply_config()
@@ -86,6 +90,14 @@ class PluginMagics(Magics):
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()
+
+    @observe("health_interval")
+    def _poll_setting(self, change: Any) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.stop()
+            poller.interval = change["new"]
+            poller.start()
 
     @observe("debounce", "step", "settle")
     def _watch_setting(self, change: Any) -> None:

@@ -200,3 +200,38 @@ def test_a_panel_click_during_a_running_cell_waits_for_the_cell(tmp_path: Any) -
     finally:
         bridge.detach()
         pm.close()
+
+
+def test_health_is_rechecked_while_idle_and_not_while_a_cell_runs(tmp_path: Any) -> None:
+    from flx_ipy import PluginManager
+    from flx_ipy.health_poll import HealthPoller
+    from flx_ipy.testing import plugin_source, write_plugin
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    pm = PluginManager(entry_points=False)
+    flag = tmp_path / "db_down"
+    body = (f"def health_check(self):\n    import os\n"
+            f"    return 'unhealthy' if os.path.exists({str(flag)!r}) else 'healthy'")
+    pm.load(str(write_plugin(tmp_path / "db.py", plugin_source("db", body=body))), start=True)
+    sched = ReloadScheduler(fake_shell(loop)).install()
+    poller = HealthPoller(pm, sched, 0.02).start()
+    try:
+        wait_for(lambda: poller.rounds >= 1, timeout=5)
+        flag.touch()  # the database goes away: the next idle round notices, nobody clicks anything
+        wait_for(lambda: pm.plugins["db"].health is not None and pm.plugins["db"].health.status == "unhealthy",
+                 timeout=5)
+        assert any(e.kind == "health_changed" and e.details["status"] == "unhealthy" for e in pm.history())
+        sched.pre_execute()  # a cell runs: no rounds until it ends
+        rounds = poller.rounds
+        ticked = threading.Event()
+        loop.call_soon_threadsafe(lambda: loop.call_later(0.1, ticked.set))  # several intervals pass
+        assert ticked.wait(5)
+        assert poller.rounds <= rounds + 1  # at most the round already started before the cell
+        sched.post_execute()
+    finally:
+        poller.stop()
+        pm.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
