@@ -30,6 +30,7 @@ from traitlets import Bool, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
+from .core.hooks import adrive, drive
 
 log = logging.getLogger("flx_ipy")
 
@@ -204,35 +205,18 @@ class PluginMagics(Magics):
     def _drive_sync(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
             return cmd
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                method, a = cmd.throw(error) if error is not None else cmd.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = getattr(self.pm, method)(*a)
-            except Exception as e:
-                error = e
+        return drive(cmd, lambda op: getattr(self.pm, op[0])(*op[1]))
 
     async def _drive_async(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
             return cmd
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                method, a = cmd.throw(error) if error is not None else cmd.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                twin = getattr(self.pm, "a" + method, None)
-                value = await twin(*a) if twin is not None else getattr(self.pm, method)(*a)
-            except Exception as e:
-                error = e
+        return await adrive(cmd, self._ainvoke)
+
+    async def _ainvoke(self, op: Op) -> Any:
+        """A manager call, through its awaitable twin when it has one (hooks on this loop)."""
+        method, a = op
+        twin = getattr(self.pm, "a" + method, None)
+        return await twin(*a) if twin is not None else getattr(self.pm, method)(*a)
 
     def _command(self, args: Any) -> Any:
         return getattr(self, "_cmd_" + args.command)(args)

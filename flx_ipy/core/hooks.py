@@ -138,31 +138,42 @@ async def invoke_async(call: HookCall) -> Any:
     return result
 
 
-def drive_sync(steps: Steps[T], hook_loop: HookLoop) -> T:
+def drive(steps: Generator[Any, Any, T], invoke: Callable[[Any], Any]) -> T:
+    """Run a generator of requests: each yielded request is ``invoke``d and its result (or
+    exception) sent back in. Also drives the magics' commands, which yield manager calls."""
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
-            call = steps.throw(error) if error is not None else steps.send(value)
+            request = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         value, error = None, None
         try:
-            value = invoke_sync(call, hook_loop)
+            value = invoke(request)
         except BaseException as e:  # Ctrl-C too: the operation gets to undo what it began
             error = e
 
 
-async def drive_async(steps: Steps[T]) -> T:
+async def adrive(steps: Generator[Any, Any, T], ainvoke: Callable[[Any], Awaitable[Any]]) -> T:
+    """``drive``'s awaitable twin: each request is awaited on the caller's loop."""
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
-            call = steps.throw(error) if error is not None else steps.send(value)
+            request = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         value, error = None, None
         try:
-            value = await invoke_async(call)
+            value = await ainvoke(request)
         except BaseException as e:  # cancellation too: the operation gets to undo what it began
             error = e
+
+
+def drive_sync(steps: Steps[T], hook_loop: HookLoop) -> T:
+    return drive(steps, lambda call: invoke_sync(call, hook_loop))
+
+
+async def drive_async(steps: Steps[T]) -> T:
+    return await adrive(steps, invoke_async)
