@@ -44,6 +44,34 @@ ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh")
 #: Actions that need a plugin name (``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 
+#: Which plugin actions the manager accepts in each lifecycle state -- the ONE table both UIs
+#: (the ipywidgets dashboard and the JupyterLab panel, via ``protocol.ts``) enable buttons from,
+#: so a button is offered only when the manager would not refuse it. It mirrors the checks in
+#: ``core/lifecycle.py`` / ``core/reloading.py`` exactly (``tests/test_allowed_actions.py`` drives
+#: a real manager through every state to keep it so):
+#:
+#: - a ``failed`` plugin is not reloaded (the manager refuses: there is no good version to roll
+#:   back to); ``start`` retries it, and saving a fix retries it too;
+#: - ``discovered``/``unloaded`` plugins are not loaded, so no plugin action applies (load them);
+#: - while ``reloading`` every operation is refused ("busy").
+ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "discovered": (),
+    "loaded": ("start", "reload", "unload"),
+    "initialized": ("start", "reload", "unload"),
+    "running": ("stop", "reload", "unload"),
+    "stopped": ("start", "reload", "unload"),
+    "failed": ("start", "unload"),
+    "reloading": (),
+    "unloaded": (),
+}
+
+
+def allowed_actions(state: object) -> tuple[str, ...]:
+    """The plugin actions the manager accepts in ``state`` (a lifecycle name or enum member);
+    ``()`` for a state this version does not know, so an unknown state offers nothing."""
+    key = getattr(state, "value", state)
+    return ALLOWED_ACTIONS.get(key, ()) if isinstance(key, str) else ()
+
 
 # --- the state a UI shows -----------------------------------------------------------------
 

@@ -125,3 +125,11 @@ def test_typescript_literals_match() -> None:
         m = re.search(rf"export type {alias} =(.*?);", text, re.S)
         assert m, alias
         assert set(re.findall(r"'(\w+)'", m.group(1))) == set(typing.get_args(py))
+
+
+def test_typescript_allowed_actions_table_matches() -> None:
+    m = re.search(r"export const ALLOWED_ACTIONS[^=]*= \{(.*?)\n\};", TS.read_text(), re.S)
+    assert m, "ALLOWED_ACTIONS missing from protocol.ts"
+    ts = {state: tuple(re.findall(r"'(\w+)'", actions))
+          for state, actions in re.findall(r"^\s+(\w+): \[([^\]]*)\]", m.group(1), re.M)}
+    assert ts == protocol.ALLOWED_ACTIONS

@@ -27,6 +27,30 @@ export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'refresh';
 export type PluginActionName = Exclude<ActionName, 'refresh'>;
 export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 'reload', 'unload'];
 
+/**
+ * The plugin actions the kernel's manager accepts in each lifecycle state: the panel enables a
+ * button only if its action is listed. Owned by `ALLOWED_ACTIONS` in `flx_ipy/protocol.py`
+ * (which a test checks against a real manager); `tests/test_protocol.py` keeps this copy equal.
+ * A failed plugin is never reloaded (start retries it); nothing applies while reloading.
+ */
+export const ALLOWED_ACTIONS: Readonly<Record<LifecycleName, readonly PluginActionName[]>> = {
+  discovered: [],
+  loaded: ['start', 'reload', 'unload'],
+  initialized: ['start', 'reload', 'unload'],
+  running: ['stop', 'reload', 'unload'],
+  stopped: ['start', 'reload', 'unload'],
+  failed: ['start', 'unload'],
+  reloading: [],
+  unloaded: []
+};
+
+/** The actions allowed in `state`; none for a state this panel does not know (a newer kernel). */
+export function allowedActions(state: string): readonly PluginActionName[] {
+  return Object.prototype.hasOwnProperty.call(ALLOWED_ACTIONS, state)
+    ? ALLOWED_ACTIONS[state as LifecycleName]
+    : [];
+}
+
 // --- the state the panel shows --------------------------------------------------------------
 
 export interface IHealthView {

@@ -1,5 +1,5 @@
 /** Small pure formatters shared by the views. */
-import type { IPluginView, IReloadView } from '../protocol';
+import type { IReloadView } from '../protocol';
 
 export function ago(epochSeconds: number | null, now: number = Date.now() / 1000): string {
   if (epochSeconds === null) {
@@ -39,19 +39,4 @@ export function reloadText(r: IReloadView | null, withError = true): string {
   }
   const verdict = r.rolled_back ? 'rolled back' : 'reload failed';
   return `${verdict}${withError && r.error ? `: ${r.error}` : ''}${when ? ` · ${when}` : ''}`;
-}
-
-export function canRun(action: string, p: IPluginView): boolean {
-  switch (action) {
-    case 'start':
-      return ['loaded', 'initialized', 'stopped', 'failed'].includes(p.state);
-    case 'stop':
-      return p.state === 'running';
-    case 'reload':
-      return p.state !== 'unloaded' && p.state !== 'reloading';
-    case 'unload':
-      return p.state !== 'unloaded';
-    default:
-      return true;
-  }
 }

@@ -1,8 +1,8 @@
 /** One plugin: badge, name + version, health, last reload, last error, action buttons. */
 import type { IPendingAction } from '../model';
-import { IPluginView, PLUGIN_ACTIONS, PluginActionName } from '../protocol';
+import { allowedActions, IPluginView, PLUGIN_ACTIONS, PluginActionName } from '../protocol';
 import { h } from './dom';
-import { canRun, reloadText } from './format';
+import { reloadText } from './format';
 
 export type RunAction = (action: PluginActionName, plugin: string) => void;
 
@@ -21,7 +21,7 @@ export function renderRow(
         className: `jp-Button flx-Button flx-Button-${action}`,
         'data-testid': id(action),
         title: `${action} ${p.name}`,
-        disabled: pending !== undefined || !canRun(action, p)
+        disabled: pending !== undefined || !allowedActions(p.state).includes(action)
       },
       action
     ) as HTMLButtonElement;
