@@ -5,6 +5,7 @@
  * PROTOCOL_VERSION (minor for additions a peer may ignore, major for anything an older peer
  * would misread). Snapshot first, then one delta per manager event; actions get replies.
  */
+import type { JSONObject } from '@lumino/coreutils';
 
 export const PROTOCOL_VERSION = '1.0';
 
@@ -205,7 +206,8 @@ export function asKernelMessage(data: unknown): KernelMessage | null {
   }
 }
 
-export function hello(replaces: string | null): IHelloMsg {
+// The builders' return types are also JSONObject, which is what a comm sends: no casts needed.
+export function hello(replaces: string | null): IHelloMsg & JSONObject {
   return { kind: 'hello', protocol: PROTOCOL_VERSION, client: 'labextension', replaces };
 }
 
@@ -213,6 +215,6 @@ export function action(
   requestId: string,
   name: ActionName,
   plugin: string | null
-): IActionMsg {
+): IActionMsg & JSONObject {
   return { kind: 'action', protocol: PROTOCOL_VERSION, request_id: requestId, action: name, plugin };
 }
