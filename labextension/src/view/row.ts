@@ -35,7 +35,8 @@ export function withLinks(text: string, open: OpenSource, testid: string): (Node
     link.href = '#';
     link.dataset.testid = testid;
     link.title = `Open ${loc.path} at line ${loc.line} in the editor`;
-    link.textContent = text.slice(loc.start, loc.end);
+    // The file name is enough to read; the whole path is in the tooltip.
+    link.textContent = `${loc.path.slice(loc.path.lastIndexOf('/') + 1)}:${loc.line}`;
     link.addEventListener('click', ev => {
       ev.preventDefault();
       open(loc.path, loc.line);
