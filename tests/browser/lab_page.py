@@ -113,8 +113,9 @@ SET_THEME = """async (theme) => {
   await window.jupyterapp.commands.execute('apputils:change-theme', { theme });
 }"""
 
+# The theme manager sets these once the theme's stylesheet has loaded.
 THEME_IS = """(theme) => document.body.dataset.jpThemeName === theme &&
-  getComputedStyle(document.body).getPropertyValue('--jp-layout-color1').trim() !== ''"""
+  document.body.dataset.jpThemeLight === String(!/dark/i.test(theme))"""
 
 # Path and (0-based) cursor line of the active document, if it is a file editor.
 EDITOR_STATE = """() => {
@@ -130,6 +131,8 @@ def set_theme(page: Any, theme: str) -> None:
     """Switch JupyterLab's theme and wait until its CSS variables apply (it persists: reset it)."""
     page.evaluate(SET_THEME, theme)
     page.wait_for_function(THEME_IS, arg=theme)
+    # the stylesheet is in; let the page paint it everywhere before anyone takes a picture
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(null))))")
 
 
 def editor_state(page: Any) -> dict[str, Any] | None:

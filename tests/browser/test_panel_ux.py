@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_page import HEALTH, LOAD_EXT, Lab, LabServer, editor_state, open_in_editor, set_theme
+from lab_page import HEALTH, LOAD_EXT, THEME_IS, Lab, LabServer, editor_state, open_in_editor, set_theme
 from playwright.sync_api import expect
 
 from flx_ipy.testing import plugin_source, write_plugin
@@ -294,29 +294,51 @@ def _tutorial_cells(nb: dict[str, Any]) -> int:
     return len(nb["cells"])
 
 
+def _server_theme(server: LabServer, theme: str) -> None:
+    """Set the theme as a saved user setting, so the next page loads in it from the start (a live
+    switch leaves parts of the page painted in the old theme in headless Chromium's pictures)."""
+    server.api("PUT", "/lab/api/settings/@jupyterlab/apputils-extension:themes",
+               {"raw": json.dumps({"theme": theme})})
+
+
 @pytest.mark.skipif(not os.environ.get("FLX_UPDATE_SCREENSHOTS"), reason="set FLX_UPDATE_SCREENSHOTS=1 to refresh "
                     "docs/*.png from notebook 01 in a real session")
 def test_readme_screenshots_from_the_tutorial(page: Any, lab_server: LabServer) -> None:
     """Notebook 01 run as a newcomer would (up to its clean-up), then both panels, light and dark."""
     source = json.loads((ROOT / "notebooks" / "01-first-plugin.ipynb").read_text())
-    name = f"01-first-plugin-{uuid.uuid4().hex[:6]}.ipynb"
-    upto = _tutorial_cells(source)
     board = {"cell_type": "code", "id": "flxshots", "metadata": {}, "outputs": [], "execution_count": None,
              "source": "%plugin panel"}
-    source["cells"] = [*source["cells"][:upto], board]
-    lab_server.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": source})
-    lab = Lab(page, lab_server, name).open()
-    lab.open_panel()
-    lab.page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    lab.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                               ".status === 'idle' && document.querySelectorAll('.jp-Notebook .jp-OutputArea-output"
-                               " .widget-html, .jp-Notebook .jupyter-widgets').length > 0", timeout=90_000)
-    expect(lab.tid("flx-plugins").locator("[data-testid^='flx-row-']")).not_to_have_count(0)
+    source["cells"] = [*source["cells"][:_tutorial_cells(source)], board]
     try:
         for theme, suffix in [("JupyterLab Light", ""), ("JupyterLab Dark", "-dark")]:
-            set_theme(lab.page, theme)
-            lab.tid("flx-panel").screenshot(path=str(ROOT / "docs" / f"side-panel{suffix}.png"))
-            shown = lab.page.locator(".jp-Notebook .jp-Cell").last.locator(".jp-OutputArea")
-            shown.screenshot(path=str(ROOT / "docs" / f"dashboard{suffix}.png"))
+            _server_theme(lab_server, theme)
+            name = f"01-first-plugin-{uuid.uuid4().hex[:6]}.ipynb"
+            lab_server.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": source})
+            lab = Lab(page, lab_server, name).open()
+            page.wait_for_function(THEME_IS, arg=theme)
+            lab.open_panel()
+            page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                                   ".status === 'idle' && document.querySelectorAll('.jp-Notebook .jp-Cell:last-child"
+                                   " .jupyter-widgets').length > 0", timeout=90_000)
+            expect(lab.tid("flx-plugins").locator("[data-testid^='flx-row-']")).not_to_have_count(0)
+            last = page.locator(".jp-Notebook .jp-Cell").last
+            last.scroll_into_view_if_needed()
+            if not suffix:
+                # Both panels and the status bar. Light only: headless Chromium without a GPU keeps
+                # parts of a dark page painted light in a full-page picture (its styles are dark).
+                page.screenshot(path=str(ROOT / "docs" / "jupyterlab.png"))
+            page.screenshot(path=str(ROOT / "docs" / f"side-panel{suffix}.png"), clip=page.evaluate(PANEL_BOX))
+            last.locator(".jp-OutputArea").screenshot(path=str(ROOT / "docs" / f"dashboard{suffix}.png"))
+            lab.kernel("%plugin unwatch")
     finally:
-        set_theme(lab.page, "JupyterLab Light")
+        _server_theme(lab_server, "JupyterLab Light")
+
+
+# The side panel's box, down to the end of its content (not the empty space below it).
+PANEL_BOX = """() => {
+  const panel = document.querySelector("[data-testid='flx-panel']");
+  const box = panel.getBoundingClientRect();
+  const bottom = Math.max(...[...panel.children].map(c => c.getBoundingClientRect().bottom));
+  return { x: box.x, y: box.y, width: box.width, height: Math.min(box.height, bottom - box.y + 8) };
+}"""
