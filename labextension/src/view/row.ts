@@ -1,5 +1,5 @@
 /** One plugin: badge, name + version, health, last reload, last error, action buttons. */
-import { allowedActions, type IPluginView, PLUGIN_ACTIONS, type PluginActionName } from '../protocol';
+import { ALLOWED_ACTIONS, allowedActions, type IPluginView, PLUGIN_ACTIONS, type PluginActionName } from '../protocol';
 import type { IPendingAction } from '../tokens';
 import { h } from './dom';
 import { findLocations, healthText, reloadText } from './format';
@@ -17,12 +17,14 @@ export interface IRowOptions {
   now: number;
 }
 
-const WHY_DISABLED: Record<PluginActionName, string> = {
-  start: 'only a loaded, stopped or failed plugin can start',
-  stop: 'only a running plugin can stop',
-  reload: 'a failed plugin is not reloaded: fix the file and save, or start it',
-  unload: 'not possible while it reloads'
-};
+/** "start: possible when loaded, initialized, stopped or failed": read off the one table. */
+export function whyDisabled(action: PluginActionName): string {
+  const states = Object.entries(ALLOWED_ACTIONS)
+    .filter(([, actions]) => actions.includes(action))
+    .map(([state]) => state);
+  const list = states.length > 1 ? `${states.slice(0, -1).join(', ')} or ${states[states.length - 1]}` : states[0];
+  return `${action}: possible when ${list ?? 'never'}`;
+}
 
 /** `text` with every `file.py:line` in it as a link that opens the file at that line. */
 export function withLinks(text: string, open: OpenSource, testid: string): (Node | string)[] {
@@ -62,7 +64,7 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
           ? `${action} ${p.name}`
           : o.pending
             ? `waiting for ${o.pending.action} to finish`
-            : `${action}: ${WHY_DISABLED[action]} (${p.name} is ${p.state})`,
+            : `${whyDisabled(action)}; ${p.name} is ${p.state}`,
         disabled: !ok
       },
       action
