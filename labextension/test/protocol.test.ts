@@ -42,7 +42,7 @@ describe('versionProblem', () => {
 
   it('names both versions and the fix otherwise', () => {
     const text = versionProblem('2.0') ?? '';
-    expect(text).toContain('protocol 1.0');
+    expect(text).toContain(`protocol ${PROTOCOL_VERSION}`);
     expect(text).toContain('speaks 2.0');
     expect(text).toContain('pip install -U flx_ipy');
     expect(versionProblem(undefined)).not.toBeNull();
