@@ -193,7 +193,7 @@ def test_undo_save_in_jupyterlabs_editor_clears_the_error(page: Any, lab_server:
         pytest.xfail("core does not yet clear a failure when a save matches the running version")
     expect(lab.tid("flx-error-counter")).to_have_count(0)
     expect(lab.tid("flx-statusbar")).to_have_text("flx_ipy: 1 running")
-    assert lab.kernel("pm.plugins['counter'].error") == "None"
+    assert lab.kernel("pm.plugins['counter'].error is None") == "True"
     lab.kernel("pm.unwatch()")
 
 
