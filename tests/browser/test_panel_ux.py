@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from lab_page import HEALTH, LOAD_EXT, THEME_IS, Lab, LabServer, editor_state, open_in_editor, set_theme
+from lab_server import running_lab
 from playwright.sync_api import expect
 
 from flx_ipy.testing import plugin_source, write_plugin
@@ -303,36 +304,47 @@ def _server_theme(server: LabServer, theme: str) -> None:
 
 @pytest.mark.skipif(not os.environ.get("FLX_UPDATE_SCREENSHOTS"), reason="set FLX_UPDATE_SCREENSHOTS=1 to refresh "
                     "docs/*.png from notebook 01 in a real session")
-def test_readme_screenshots_from_the_tutorial(page: Any, lab_server: LabServer) -> None:
-    """Notebook 01 run as a newcomer would (up to its clean-up), then both panels, light and dark."""
+def test_readme_screenshots_from_the_tutorial(page: Any) -> None:
+    """Notebook 01 run as a newcomer would (up to its clean-up), then both panels, light and dark.
+
+    Its own server, rooted at ``/tmp/flx_ipy/notebooks`` as a checkout's would be, so the
+    pictures show the paths a user sees rather than pytest's temporary folders.
+    """
+    base = Path(tempfile.gettempdir()) / "flx_ipy"
+    shutil.rmtree(base, ignore_errors=True)
     source = json.loads((ROOT / "notebooks" / "01-first-plugin.ipynb").read_text())
-    board = {"cell_type": "code", "id": "flxshots", "metadata": {}, "outputs": [], "execution_count": None,
-             "source": "%plugin panel"}
-    source["cells"] = [*source["cells"][:_tutorial_cells(source)], board]
-    try:
-        for theme, suffix in [("JupyterLab Light", ""), ("JupyterLab Dark", "-dark")]:
-            _server_theme(lab_server, theme)
-            name = f"01-first-plugin-{uuid.uuid4().hex[:6]}.ipynb"
-            lab_server.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": source})
-            lab = Lab(page, lab_server, name).open()
-            page.wait_for_function(THEME_IS, arg=theme)
-            lab.open_panel()
-            page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                                   ".status === 'idle' && document.querySelectorAll('.jp-Notebook .jp-Cell:last-child"
-                                   " .jupyter-widgets').length > 0", timeout=90_000)
-            expect(lab.tid("flx-plugins").locator("[data-testid^='flx-row-']")).not_to_have_count(0)
-            last = page.locator(".jp-Notebook .jp-Cell").last
-            last.scroll_into_view_if_needed()
-            if not suffix:
-                # Both panels and the status bar. Light only: headless Chromium without a GPU keeps
-                # parts of a dark page painted light in a full-page picture (its styles are dark).
-                page.screenshot(path=str(ROOT / "docs" / "jupyterlab.png"))
-            page.screenshot(path=str(ROOT / "docs" / f"side-panel{suffix}.png"), clip=page.evaluate(PANEL_BOX))
-            last.locator(".jp-OutputArea").screenshot(path=str(ROOT / "docs" / f"dashboard{suffix}.png"))
-            lab.kernel("%plugin unwatch")
-    finally:
-        _server_theme(lab_server, "JupyterLab Light")
+    cells = source["cells"][:_tutorial_cells(source)]
+    if not any(re.search(r"%plugin panel|display\(pm\)", "".join(c["source"])) for c in cells):
+        cells.append({"cell_type": "code", "id": "flxshots", "metadata": {}, "outputs": [], "execution_count": None,
+                      "source": "%plugin panel"})
+    source["cells"] = cells
+    board = ".jp-Notebook .jp-OutputArea:has(.jupyter-widgets)"
+    with running_lab(base) as server:
+        try:
+            for theme, suffix in [("JupyterLab Light", ""), ("JupyterLab Dark", "-dark")]:
+                _server_theme(server, theme)
+                name = f"01-first-plugin{suffix}.ipynb"
+                server.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": source})
+                lab = Lab(page, server, name).open()
+                page.wait_for_function(THEME_IS, arg=theme)
+                lab.open_panel()
+                page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+                page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                                       ".status === 'idle' && window.jupyterapp.shell.currentWidget.content.widgets"
+                                       ".every(c => c.model.type !== 'code' || c.model.executionCount !== null)",
+                                       timeout=120_000)
+                expect(page.locator(board).last).to_be_visible()
+                expect(lab.tid("flx-plugins").locator("[data-testid^='flx-row-']")).not_to_have_count(0)
+                page.locator(board).last.scroll_into_view_if_needed()
+                if not suffix:
+                    # Both panels and the status bar. Light only: headless Chromium without a GPU
+                    # keeps parts of a dark page painted light in a full-page picture.
+                    page.screenshot(path=str(ROOT / "docs" / "jupyterlab.png"))
+                page.screenshot(path=str(ROOT / "docs" / f"side-panel{suffix}.png"), clip=page.evaluate(PANEL_BOX))
+                page.locator(board).last.screenshot(path=str(ROOT / "docs" / f"dashboard{suffix}.png"))
+                lab.kernel("%plugin unwatch")
+        finally:
+            _server_theme(server, "JupyterLab Light")
 
 
 # The side panel's box, down to the end of its content (not the empty space below it).
