@@ -375,13 +375,12 @@ def _coerce_health(value: Any) -> HealthStatus:
 
 
 def health_steps(pm: PluginManager, name: str) -> Steps[HealthStatus]:
+    from .health_rules import without_check  # one rule for checks and cached verdicts
+
     rec = pm.record(name)
-    if rec.status == S.FAILED:
-        result = HealthStatus.unhealthy(rec.error or "failed")
-    elif rec.status not in (S.RUNNING, S.RELOADING):
-        result = HealthStatus.unknown(f"not running ({rec.status})")
-    elif not _has_hook(rec.instance, "health_check"):
-        result = HealthStatus.healthy("running (no health_check)")
+    known = without_check(rec)
+    if known is not None:
+        result = known
     else:
         call = HookCall(rec.name, "health_check", rec.instance.health_check, (), pm.health_timeout, isolate=True)
         try:
@@ -465,7 +464,9 @@ def pending_files(pm: PluginManager) -> list[str]:
         for path, d in file_digests(sorted(files)).items():
             if d is not None and d != loader.source_hashes.get(path) and d != rec.failed_hashes.get(path):
                 out.append(path)
-    return sorted(set(out))
+    from .recovery import recoverable_files  # a save back to the running version clears an error
+
+    return sorted({*out, *recoverable_files(pm)})
 
 
 # ---------------------------------------------------------------------------- reload (see reloading.py)

@@ -32,7 +32,8 @@ class PluginRecord:
     error: str | None = None
     error_detail: str | None = None
     exception: BaseException | None = None
-    health: HealthStatus | None = None
+    #: the last verdict and the run it describes (see ``health``)
+    _health_cache: tuple[Any, HealthStatus | None] | None = field(default=None, repr=False)
     last_reload: ReloadResult | None = None
     reload_count: int = 0
     initialized: bool = False
@@ -43,6 +44,25 @@ class PluginRecord:
     failed_hashes: dict[str, str] = field(default_factory=dict)
     #: every file that belongs to the plugin (module files), for routing watch events
     files: set[str] = field(default_factory=set)
+
+    @property
+    def health(self) -> HealthStatus | None:
+        """The last health verdict of the current run; after a stop, failure, start or reload
+        a verdict of the previous run is replaced by what needs no check (``health_rules``)."""
+        from .health_rules import run_key, without_check
+
+        key = run_key(self)
+        cached = self._health_cache
+        if cached is None or cached[0] != key:
+            cached = (key, without_check(self))
+            self._health_cache = cached
+        return cached[1]
+
+    @health.setter
+    def health(self, value: HealthStatus | None) -> None:
+        from .health_rules import run_key
+
+        self._health_cache = (run_key(self), value)
 
     @property
     def version(self) -> str:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import graph as import_graph
+from . import recovery
 from .errors import FlxError, InvalidStateError
 from .guard import InstanceGuard
 from .hooks import Steps
@@ -339,6 +340,9 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
                     rec.failed_hashes.get(p) == digest(new_sources[p])
                     or (source_hashes.get(p) == digest(new_sources[p]) and not batch_done))
                 for p in touched):
+            cleared = recovery.clear(pm, rec)  # back to the running version: the error ends
+            if cleared is not None:
+                results.append(cleared)
             continue  # a save that changes nothing (or the same broken content again)
         if rec.status == S.FAILED:
             results.append((yield from _retry_failed(pm, rec, new_sources)))

@@ -235,7 +235,7 @@ class Watcher:
     def _hand_over(self, paths: list[str], seen_at: float) -> None:
         # drop saves that leave the content as it already runs: they must do nothing at all
         todo = [p for p in paths if digest(_read(p) or b"") != source_hashes.get(os.path.normcase(p))
-                or self._failed_plugin(p)]
+                or self._failed_plugin(p) or self._kept_failure(p)]
         if not todo:
             return
 
@@ -256,6 +256,14 @@ class Watcher:
         p = os.path.normcase(os.path.abspath(path))
         return any(r.status == "failed" and (p in r.files or os.path.normcase(os.path.abspath(r.target)) == p)
                    for r in self.pm._records.values())
+
+
+    def _kept_failure(self, path: str) -> bool:
+        """A save of a plugin that keeps a reload error: even unchanged content may clear it."""
+        from .recovery import kept_reload_failure
+
+        p = os.path.normcase(os.path.abspath(path))
+        return any(p in r.files and kept_reload_failure(r) for r in self.pm._records.values())
 
 
 def _folder(p: str) -> str:
