@@ -3,8 +3,9 @@
 One rule for every reader: ``pm.health(name)``, ``record.health`` and through it every panel,
 ``%plugin list`` and the status line. A verdict from a ``health_check`` describes one run of
 the plugin; once the plugin stops, fails or starts again, it describes nothing that exists any
-more (a hot reload keeps the run: the poller and the health gate re-check it). So the record keeps each verdict together with the run it was taken in
-(:func:`run_key`), and a verdict from another run is replaced by :func:`without_check`:
+more (a hot reload keeps the run: the poller and the health gate re-check it). So the
+record keeps each verdict with the run it was taken in (:func:`run_key`), and a verdict from
+another run is replaced by :func:`without_check`:
 
 * ``failed`` → unhealthy, with the kept error;
 * not running → unknown, "not running (stopped)";
