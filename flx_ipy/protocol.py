@@ -44,6 +44,26 @@ ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh")
 #: Actions that need a plugin name (``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 
+#: What the manager accepts per lifecycle state — the one table both UIs enable buttons from
+#: (``labextension/src/protocol.ts`` mirrors it). The manager refuses the rest: ``reload`` of a
+#: failed plugin (fix the file and save, or start it), anything while ``reloading``, ``stop``
+#: of a plugin that is not running, ``start`` of a running one.
+ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "discovered": (),
+    "loaded": ("start", "reload", "unload"),
+    "initialized": ("start", "reload", "unload"),
+    "running": ("stop", "reload", "unload"),
+    "stopped": ("start", "reload", "unload"),
+    "failed": ("start", "unload"),
+    "reloading": (),
+    "unloaded": (),
+}
+
+
+def allowed_actions(state: object) -> tuple[str, ...]:
+    """The plugin actions the manager accepts in ``state`` (a lifecycle name or state)."""
+    return ALLOWED_ACTIONS.get(str(state), ())
+
 
 # --- the state a UI shows -----------------------------------------------------------------
 
