@@ -338,7 +338,7 @@ def test_background_failure_is_noticed_once_in_the_next_cell(ip: Any, counter: P
     assert "%plugin error counter" in lines[0]
     run(ip, "x = 2")
     assert "reload failed" not in capsys.readouterr().err  # said once
-    assert "reload_failed" in repr(ip.run_line_magic("plugin", "log"))
+    assert "reload failed" in repr(ip.run_line_magic("plugin", "log"))
     assert ip.pm.status("counter") == "running"
 
 

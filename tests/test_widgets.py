@@ -243,7 +243,8 @@ def test_text_fallback_shows_rolled_back_reload(pm: PluginManager, counter: Path
 
 
 def test_badge_colours_per_state() -> None:
-    assert "#f9a825" in render.badge_html("reloading")  # amber
+    assert "--jp-warn-color1" in render.badge_html("reloading")  # the theme's warning colour
+    assert "#ef6c00" in render.badge_html("reloading")  # and its light fallback (saved notebooks)
     assert "#1565c0" in render.badge_html("initialized")  # blue, as loaded
     assert "flx-state-odd" in render.badge_html("odd")  # unknown states still render
 

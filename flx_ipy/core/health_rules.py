@@ -9,7 +9,7 @@ another run is replaced by :func:`without_check`:
 
 * ``failed`` → unhealthy, with the kept error;
 * not running → unknown, "not running (stopped)";
-* running without a ``health_check`` → healthy, "running (no health_check)";
+* running without a ``health_check`` → healthy, "no health_check";
 * running with one → ``None``: not checked in this run yet.
 """
 
@@ -42,7 +42,7 @@ def without_check(rec: PluginRecord) -> HealthStatus | None:
     if status not in ("running", "reloading"):
         return HealthStatus.unknown(f"not running ({status})")
     if not has_own_check(rec.instance):
-        return HealthStatus.healthy("running (no health_check)")
+        return HealthStatus.healthy("no health_check")
     return None
 
 

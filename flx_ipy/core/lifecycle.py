@@ -61,6 +61,8 @@ def plugin_traceback(exc: BaseException, files: Iterable[str]) -> tuple[str, str
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, FlxError):
         return str(exc)
+    if isinstance(exc, SyntaxError) and exc.msg:  # its str() repeats the location we add
+        return f"{type(exc).__name__}: {exc.msg}"
     msg = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 
@@ -69,7 +71,7 @@ def _fail(pm: PluginManager, rec: PluginRecord, exc: BaseException, phase: str) 
     rec.status = S.FAILED
     rec.exception = exc
     detail, where = plugin_traceback(exc, rec.files)
-    rec.error = f"{phase} failed: {_one_line(exc)}" + (f" ({where})" if where else "")
+    rec.error = f"{phase} failed: {_one_line(exc)}" + (f" at {where}" if where else "")
     rec.error_detail = detail
     pm._emit("failed", rec.name, phase=phase, error=rec.error, where=where)
 

@@ -311,11 +311,11 @@ def _failed(pm: PluginManager, rec: PluginRecord, result: ReloadResult, phase: s
             rec.failed_hashes[path] = digest(data)
     tail = "previous version still running" if rolled_back and rec.status == S.RUNNING else (
         "previous version kept" if rolled_back else "plugin failed")
-    rec.error = f"reload failed in {phase}: {result.error}" + (f" ({where})" if where else "") + f" — {tail}"
+    rec.error = f"reload failed in {phase}: {result.error}" + (f" at {where}" if where else "") + f" — {tail}"
     rec.error_detail = detail
     rec.last_reload = result
     pm._emit("reload_failed", rec.name, phase=phase, error=result.error, where=where,
-             rolled_back=rolled_back)
+             rolled_back=rolled_back, message=rec.error)
     return result
 
 

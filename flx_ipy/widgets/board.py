@@ -74,7 +74,8 @@ class Dashboard(w.VBox):
         self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
         super().__init__([self._top, self.watcher, self.empty, self.row_box, self._bottom],
-                         layout=w.Layout(border="1px solid #e0e0e0", padding="6px 10px", width="100%"))
+                         layout=w.Layout(border=f"1px solid {render.PALETTE['border']}", padding="6px 10px",
+                                         width="100%"))
         self.add_class("flx-dashboard")
         self.closed = False
         self.state = UIState(manager, max_events=max(50, log_size)).attach()
@@ -146,7 +147,7 @@ class Dashboard(w.VBox):
     def _redraw_lists(self) -> None:
         self.header.value = render.header_html(len(self.rows), self.state.flx_version)
         self.empty.value = ("" if self.rows else
-                            '<span class="flx-empty-text" style="color:#757575">no plugins loaded — '
+                            f'<span class="flx-empty-text" style="color:{render.MUTED}">no plugins loaded — '
                             "<code>%plugin load TARGET</code></span>")
         self.empty.layout.display = "none" if self.rows else ""
         self.plot.value = render.latency_svg(list(self._latencies))

@@ -72,7 +72,8 @@ class PluginRow(w.VBox):
                              self._button_box],
                             # narrow notebooks wrap the buttons under the row rather than clip them
                             layout=w.Layout(align_items="center", width="100%", flex_flow="row wrap"))
-        super().__init__([self._line, self.error], layout=w.Layout(border_bottom="1px solid #eee", padding="2px 0"))
+        super().__init__([self._line, self.error],
+                         layout=w.Layout(border_bottom=f"1px solid {render.BORDER}", padding="2px 0"))
         self.add_class("flx-row")
         self.add_class(f"flx-row-{css_name(self.name)}")
         self.view = view
