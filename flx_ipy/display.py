@@ -182,6 +182,45 @@ def event_log(events: Iterable[Any], *, verbose: bool = False, details: dict[str
     return Text(text)
 
 
+class StateView(dict):  # type: ignore[type-arg]
+    """``%plugin state NAME``: the mapping itself (``p = %plugin state x`` gives the data), shown
+    as real JSON for a ``save_state`` hand-over, or one real repr per attribute otherwise —
+    never repr strings inside something that looks like JSON."""
+
+    def __init__(self, name: str, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.name = name
+        if data.get("kind") == "attributes":
+            attrs = data.get("attributes") or {}
+            head = (f"{name} {data.get('version', '')}: no save_state, so its attributes are what the next "
+                    f"version keeps ({len(attrs)})")
+            width = max((len(k) for k in attrs), default=0)
+            body = [f"  {k.ljust(width)} = {v}" for k, v in attrs.items()]  # the values are repr() already
+            self.text = "\n".join([head, *body]) if body else head + "\n  (no attributes)"
+        else:
+            payload = {k: v for k, v in data.items() if k != "kind"}
+            self.text = f"{name}: save_state() hands over\n" + _json(payload)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self.text)}</pre>"
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def state_view(name: str, data: dict[str, Any]) -> StateView:
+    return StateView(name, data)
+
+
 def validation_view(result: Any) -> Text:
     return Text(str(result))
 

@@ -35,8 +35,9 @@ from .row import PluginRow, css_name
 
 log = logging.getLogger("flx_ipy")
 
-#: Always followed by ``reloaded`` or ``reload_failed`` within milliseconds: noise in the log.
-_NOT_LOGGED = frozenset({"reloading"})
+#: Noise in the log: ``reloading`` is always followed by its outcome within milliseconds, and
+#: ``saves_waiting`` is shown on the watcher line while it lasts.
+_NOT_LOGGED = frozenset({"reloading", "saves_waiting"})
 
 
 class Dashboard(w.VBox):
@@ -70,10 +71,13 @@ class Dashboard(w.VBox):
                              ("rows", self.row_box), ("empty", self.empty), ("latency", self.plot),
                              ("log", self.event_log)):
             widget.add_class(f"flx-part-{part}")
+        #: hidden while the kernel lives; says how to get a live dashboard back after a restart
+        self.restart_notice = w.HTML(render.restart_notice_html())
+        self.restart_notice.add_class("flx-part-restart")
         self.header.layout = w.Layout(flex="1 1 auto")
         self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
-        super().__init__([self._top, self.watcher, self.empty, self.row_box, self._bottom],
+        super().__init__([self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self._bottom],
                          layout=w.Layout(border=f"1px solid {render.PALETTE['border']}", padding="6px 10px",
                                          width="100%"))
         self.add_class("flx-dashboard")
@@ -207,8 +211,8 @@ class Dashboard(w.VBox):
         for row in list(self.rows.values()):
             row.close()
         self.rows.clear()
-        for widget in (self.header, self.health_button, self.message, self.watcher, self.empty, self.row_box,
-                       self.plot, self.event_log, self._top, self._bottom):
+        for widget in (self.restart_notice, self.header, self.health_button, self.message, self.watcher,
+                       self.empty, self.row_box, self.plot, self.event_log, self._top, self._bottom):
             widget.close()
         _shared.pop(id(self.manager), None)
         super().close()

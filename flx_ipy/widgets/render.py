@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -187,6 +188,34 @@ def _nice_ceiling(value: float) -> float:
     return float(10 ** (exp + 1))
 
 
+# --- after a kernel restart -------------------------------------------------------------------
+
+#: What the dashboard says once its kernel is gone. ipywidgets marks every view whose comm died
+#: with the class ``jupyter-widgets-disconnected`` (and draws a broken-link icon on each: about
+#: fifteen over one dashboard). This stylesheet travels inside the dashboard, so it works in any
+#: notebook frontend without our labextension: it hides those icons, greys the stale rows out
+#: and shows one plain sentence on how to get a live dashboard back.
+RESTART_TEXT = ("The kernel restarted, so this dashboard is no longer live: it shows the plugins as they "
+                "were before the restart. To get it back, run the notebook's cells again "
+                "(%load_ext flx_ipy, load your plugins, then %plugin panel).")
+
+
+def restart_notice_html() -> str:
+    d = ".flx-dashboard.jupyter-widgets-disconnected"
+    return (
+        "<style>"
+        ".flx-dashboard .jupyter-widgets-disconnected::before{display:none !important}"
+        f"{d}::before{{display:none !important}}"
+        ".flx-dashboard .flx-restart-notice{display:none}"
+        f"{d} .flx-restart-notice{{display:block}}"
+        f"{d} > :not(.flx-part-restart){{opacity:.45;pointer-events:none}}"
+        "</style>"
+        f'<div class="flx-restart-notice" role="status" data-testid="flx-restart-notice" '
+        f'style="padding:4px 8px;margin:0 0 4px 0;border-left:3px solid {PALETTE["warn"]};'
+        f'color:{TEXT};{WRAP}">⟲ {esc(RESTART_TEXT)}</div>'
+    )
+
+
 # --- static fallbacks (no widget frontend) ---------------------------------------------------
 
 
@@ -225,6 +254,10 @@ def render_html(state: StateView, events: int = 8) -> str:
         for r in rows
     ) or f'<tr><td colspan="5" {cell}>no plugins loaded — <code>%plugin load TARGET</code></td></tr>'
     recent = list(reversed(state["events"]))
+    snapshot_note = (f'<div class="flx-static-note" style="color:{MUTED};font-size:12px;{WRAP}">'
+                     f"a snapshot taken at {esc(clock(time.time()))}, not live — in a running kernel, "
+                     "<code>%plugin panel</code> shows the live dashboard</div>")
     return (f'<div class="flx-dashboard flx-dashboard-static">{header_html(len(rows), state["flx_version"])}'
+            f"{snapshot_note}"
             f'<br>{watcher_html(state["watcher"])}<table class="flx-rows" style="border-collapse:collapse">'
             f"{body}</table>{log_html(recent, events)}</div>")
