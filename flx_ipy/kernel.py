@@ -262,6 +262,10 @@ class ReloadScheduler:
         return batch
 
     def _apply(self, batch: list[Callable[[], Any]], where: str) -> int:
+        with self._cond:  # the batch is claimed: no save waits any more, it is being applied
+            had_waiting, self._saves_waiting = self._saves_waiting, 0
+        if had_waiting:
+            self._announce_waiting(0)
         try:
             for fn in batch:
                 try:
@@ -284,10 +288,7 @@ class ReloadScheduler:
         finally:
             with self._cond:
                 self._applying = None
-                had_waiting, self._saves_waiting = self._saves_waiting, 0
                 self._cond.notify_all()
-            if had_waiting:
-                self._announce_waiting(0)
 
     def _review(self, results: list[Any]) -> None:
         for r in results:
