@@ -190,6 +190,8 @@ def _nice_ceiling(value: float) -> float:
 
 # --- after a kernel restart -------------------------------------------------------------------
 
+#: The dashboard's own stylesheet (inside a hidden HTML widget, so no labextension is needed):
+#: disabled buttons look disabled, and it says what happened once its kernel is gone.
 #: What the dashboard says once its kernel is gone. ipywidgets marks every view whose comm died
 #: with the class ``jupyter-widgets-disconnected`` (and draws a broken-link icon on each: about
 #: fifteen over one dashboard). This stylesheet travels inside the dashboard, so it works in any
@@ -204,6 +206,9 @@ def restart_notice_html() -> str:
     d = ".flx-dashboard.jupyter-widgets-disconnected"
     return (
         "<style>"
+        # a disabled button must look disabled in every theme (ipywidgets' own dimming is faint
+        # on coloured buttons, dark theme especially)
+        ".flx-dashboard .flx-btn:disabled{opacity:.35;filter:grayscale(1);cursor:not-allowed;box-shadow:none}"
         ".flx-dashboard .jupyter-widgets-disconnected::before{display:none !important}"
         f"{d}::before{{display:none !important}}"
         ".flx-dashboard .flx-restart-notice{display:none}"
