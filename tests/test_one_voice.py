@@ -181,3 +181,31 @@ def test_saves_waiting_for_the_running_cell_are_shown(pm: PluginManager, greeter
         pm.unwatch()
         ui.detach()
         status.detach()
+
+
+# ----------------------------------------------------------------------------- items 11, 12
+def test_every_colour_is_a_theme_variable(pm: PluginManager, greeter: Path) -> None:
+    break_save(pm, greeter)
+    state = UIState(pm).snapshot()
+    fragments = [render.render_html(state), render.restart_notice_html(), render.latency_svg(
+        render.latency_points(state["events"], state["plugins"])), plugin_table(pm)._repr_html_(),
+        StatusLine(pm).view()._repr_html_()]
+    for html in fragments:
+        for prop, value in re.findall(r"(?<![-\w])(color|background):\s*([^;\"']+)", html):
+            assert value.strip().startswith("var(--jp-"), (prop, value, html[:200])
+        for value in re.findall(r'(?:fill|stroke)="([^"]+)"', html):
+            assert value.startswith("var(--jp-"), value
+        # a literal colour appears only as a var() fallback (saved notebooks, nbconvert HTML)
+        bare = re.sub(r"var\(--jp-[a-z0-9-]+, #[0-9a-fA-F]{3,6}\)", "", html)
+        assert not re.search(r"#[0-9a-fA-F]{6}\b|#[0-9a-fA-F]{3}\b", bare), bare[:300]
+
+
+def test_a_long_rollback_reason_wraps_instead_of_being_clipped(pm: PluginManager, greeter: Path) -> None:
+    write_plugin(greeter, greeter.read_text() + "\n    def broken(self) -> None\n        return 'a long line'\n")
+    pm.apply_changes([greeter])
+    (row,) = UIState(pm).snapshot()["plugins"]
+    reason = row["last_reload"]["error"]
+    html = render.reload_html(row["last_reload"]) + render.error_html(row["error"])
+    assert escape(f"rolled back: {reason}") in html  # the whole reason, not cut mid-word
+    assert "text-overflow:ellipsis" not in html and "white-space:nowrap" not in html
+    assert "white-space:normal" in html
