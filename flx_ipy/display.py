@@ -140,10 +140,15 @@ def plugin_table(pm: Any) -> Table:
     from .uistate import plugin_view
 
     views = [plugin_view(rec) for _, rec in sorted(pm.plugins.items())]
+    return views_table(views, list(getattr(pm, "watched_paths", [])))
+
+
+def views_table(views: Sequence[Any], watching: Sequence[str]) -> Table:
+    """The one text/HTML table of protocol ``PluginView`` rows: ``%plugin list`` and
+    the dashboard's text fallback both print this."""
     rows = [[v["name"], v["version"], v["state"], wording.health_text(v["health"]), _reload_cell(v), v["source"]]
             for v in views]
     notes = [f"! {v['name']}: {v['error']}" for v in views if v["error"]]
-    watching = getattr(pm, "watched_paths", [])
     footer = (f"watching {len(watching)} folder{'s' if len(watching) != 1 else ''}: {', '.join(watching)}"
               if watching else "not watching (`%plugin watch` to reload on save)")
     return Table(["name", "version", "state", "health", "last reload", "source"], rows,

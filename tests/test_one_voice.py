@@ -209,3 +209,11 @@ def test_a_long_rollback_reason_wraps_instead_of_being_clipped(pm: PluginManager
     assert escape(f"rolled back: {reason}") in html  # the whole reason, not cut mid-word
     assert "text-overflow:ellipsis" not in html and "white-space:nowrap" not in html
     assert "white-space:normal" in html
+
+
+def test_the_dashboards_text_fallback_is_the_list_table(pm: PluginManager, greeter: Path) -> None:
+    break_save(pm, greeter)
+    text = render.render_text(UIState(pm).snapshot())
+    table = plugin_table(pm).text().splitlines()[:-1]  # all but the watcher footer
+    assert "\n".join(table) in text
+    assert max(len(line) for line in text.splitlines()) <= TEXT_WIDTH or "recent events" in text

@@ -225,25 +225,20 @@ def restart_notice_html() -> str:
 
 
 def render_text(state: StateView, events: int = 8) -> str:
-    """The dashboard as plain text: terminals, nbclient outputs, logs."""
+    """The dashboard as plain text (terminals, nbclient outputs, logs): the same table as
+    ``%plugin list`` (:func:`flx_ipy.display.views_table`), then the recent events."""
+    from ..display import views_table
+
     rows = state["plugins"]
-    lines = [f"flx_ipy plugins — {len(rows)} loaded · {watcher_text(state['watcher'])}"]
-    if rows:
-        table = [("NAME", "VERSION", "STATE", "HEALTH", "LAST RELOAD")]
-        table += [(r["name"], r["version"], r["state"], health_text(r["health"]), reload_text(r["last_reload"]))
-                  for r in rows]
-        widths = [min(max(len(t[i]) for t in table), 40) for i in range(4)]
-        for t in table:
-            lines.append("  " + "  ".join(c.ljust(w)[:w] for c, w in zip(t[:4], widths, strict=True)) + "  " + t[4])
-        for r in rows:
-            if r["error"]:
-                lines.append(f"  ! {r['name']}: {one_line(r['error'], 200)}")
-    else:
-        lines.append("  no plugins loaded — `%plugin load TARGET` (or pm.load(...))")
-    recent = list(reversed(state["events"]))[:events]
+    watcher = state["watcher"]
+    lines = [f"flx_ipy plugins — {len(rows)} loaded · {watcher_text(watcher)}"]
+    table = views_table(rows, watcher["paths"] if watcher["watching"] else [])
+    table.footer = ""  # the watcher is on the first line already
+    lines.append(table.text())
+    recent = [e for e in reversed(state["events"]) if e["kind"] not in ("reloading", "saves_waiting")][:events]
     if recent:
         lines.append("recent events (newest first):")
-        lines += [f"  {clock(e['time'])}  {one_line(e['summary'], 200)}" for e in recent]
+        lines += [f"  {clock(e['time'])}  {e['summary']}" for e in recent]
     return "\n".join(lines)
 
 
