@@ -147,6 +147,9 @@ def test_health_button_and_health_changes(pm: PluginManager, counter: Path, boar
     row = board.rows["counter"]
     board.health_button.click()
     assert "flx-health-healthy" in row.health.value and "ticking" in row.health.value
+    assert "checked 1 plugin just now" in board.message.value and "1 changed" in board.message.value
+    board.health_button.click()  # nothing changed: it still says the checks ran
+    assert "checked 1 plugin just now" in board.message.value and "no change" in board.message.value
     bump(counter, "1.0.1", 'def health_check(self):\n    return HealthStatus.degraded("slow disk")\n')
     pm.reload("counter")
     pm.health("counter")

@@ -171,12 +171,19 @@ class Dashboard(w.VBox):
         return ok, text if ok else render.one_line(text)
 
     def check_health(self) -> None:
-        """Run every health check; changes arrive as ``health_changed`` events."""
+        """Run every health check; changes arrive as ``health_changed`` events. The message says
+        the checks ran even when nothing changed (a click must never look ignored)."""
+        events = getattr(self.manager, "events", None)
+        before = events.history(1)[-1].seq if events is not None and events.history(1) else 0
         try:
-            self.manager.health()
-            text = ""
+            results = self.manager.health()
         except Exception as e:
             text = render.error_html(f"health check failed: {render.one_line(e)}")
+        else:
+            changed = sum(1 for ev in (events.history() if events is not None else [])
+                          if ev.seq > before and ev.kind == "health_changed")
+            n = len(results) if isinstance(results, dict) else 1
+            text = render.checked_html(n, changed)
         with self.locked():
             self.message.value = text
 

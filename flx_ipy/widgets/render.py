@@ -89,6 +89,13 @@ def reload_html(last: ReloadView | None) -> str:
             f'<span style="color:{color}">{"✔" if last["ok"] else "↺"}</span> {esc(reload_text(last))}</span>')
 
 
+def checked_html(plugins: int, changed: int) -> str:
+    """What the *check health* button says once the checks ran."""
+    what = f"{changed} changed" if changed else "no change"
+    text = f"checked {plugins} plugin{'s' if plugins != 1 else ''} just now ({clock(time.time())}) — {what}"
+    return f'<span class="flx-checked" style="color:{MUTED};font-size:12px">{esc(text)}</span>'
+
+
 def error_html(message: str | None) -> str:
     if not message:
         return ""
