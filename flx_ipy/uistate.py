@@ -417,4 +417,7 @@ class UIState:
                     self._events.append(view)
                     self._seq = view["seq"]
             self._rows = {name: plugin_view(rec) for name, rec in pm.plugins.items()}
-            self._watcher = self._manager_watcher()
+            # a UI attaching while a cell holds saves back learns the count from the history
+            last = next((e for e in reversed(history) if e.kind in ("saves_waiting", "watch_stopped")), None)
+            waiting = int(last.details.get("count") or 0) if last is not None and last.kind == "saves_waiting" else 0
+            self._watcher = self._manager_watcher(waiting)

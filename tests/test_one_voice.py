@@ -174,6 +174,8 @@ def test_saves_waiting_for_the_running_cell_are_shown(pm: PluginManager, greeter
         assert snap["watcher"]["saves_waiting"] == 1
         assert "1 save waiting for the running cell" in repr(status.view())
         assert "1 save waiting for the running cell" in render.watcher_text(snap["watcher"])
+        late = UIState(pm)  # a panel opened while the cell still runs
+        assert late.snapshot()["watcher"]["saves_waiting"] == 1
         pm.events.publish("saves_waiting", None, count=0)
         assert ui.snapshot()["watcher"]["saves_waiting"] == 0
         assert "waiting" not in repr(status.view())

@@ -48,7 +48,8 @@ class PluginRow(w.VBox):
         self.version = w.HTML(layout=w.Layout(flex="0 0 72px"))
         self.health = w.HTML(layout=w.Layout(flex="0 0 180px", overflow="hidden"))
         self.last_reload = w.HTML(layout=w.Layout(flex="1 1 0", min_width="110px", overflow="hidden"))
-        self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px"))
+        # the error wraps under the row (never wider than it: no scrollbar of its own)
+        self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px", width="auto", overflow="hidden"))
         self.buttons: dict[str, w.Button] = {}
         for action in PLUGIN_ACTIONS:
             button = w.Button(description=action, tooltip=f"{action} {self.name}", icon=_ICONS[action],
