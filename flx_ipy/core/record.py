@@ -47,8 +47,8 @@ class PluginRecord:
 
     @property
     def health(self) -> HealthStatus | None:
-        """The last health verdict of the current run; after a stop, failure, start or reload
-        a verdict of the previous run is replaced by what needs no check (``health_rules``)."""
+        """The last health verdict of the current run; after a stop, a failure or a new start
+        the previous run's verdict is replaced by what needs no check (``health_rules``)."""
         from .health_rules import run_key, without_check
 
         key = run_key(self)
