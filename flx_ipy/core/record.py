@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from .context import PluginContext
+from .health_rules import run_key, without_check
 from .reload import ReloadResult
 from .types import HealthStatus, LifecycleState, PluginMetadata
 
@@ -49,8 +50,6 @@ class PluginRecord:
     def health(self) -> HealthStatus | None:
         """The last health verdict of the current run; after a stop, a failure or a new start
         the previous run's verdict is replaced by what needs no check (``health_rules``)."""
-        from .health_rules import run_key, without_check
-
         key = run_key(self)
         cached = self._health_cache
         if cached is None or cached[0] != key:
@@ -60,8 +59,6 @@ class PluginRecord:
 
     @health.setter
     def health(self, value: HealthStatus | None) -> None:
-        from .health_rules import run_key
-
         self._health_cache = (run_key(self), value)
 
     @property
