@@ -30,7 +30,7 @@ from traitlets import Bool, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
-from .core.hooks import adrive, drive
+from .core.steps import adrive, drive
 
 log = logging.getLogger("flx_ipy")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .context import PluginContext
 from .manager import PluginManager, PluginRecord, get_manager
-from .reload import ReloadResult
+from .codeswap import ReloadResult
 from .types import (
     Event,
     Health,

@@ -1,4 +1,4 @@
-"""Lifecycle operations, written once as generators of hook calls (see ``hooks.py``).
+"""Lifecycle operations, written once as generators of hook calls (see ``steps.py``).
 
 ``discovered → loaded → initialized → running ⇄ stopped → unloaded``, plus ``failed`` (error
 kept) and the transient ``reloading``. An operation not allowed in the current state raises
@@ -26,8 +26,8 @@ from .errors import (
     InvalidStateError,
     PluginLoadError,
 )
-from .hooks import HookCall, Steps
-from .record import PluginRecord
+from .steps import HookCall, Steps
+from .registry import PluginRecord
 from .types import Health, HealthStatus, LifecycleState, PluginState
 from .validators import validate_plugin_class
 
@@ -94,7 +94,7 @@ def module_files(rec: PluginRecord) -> set[str]:
 
 def plugin_modules(rec: PluginRecord) -> list[Any]:
     """The modules that belong to a plugin: its package's modules, or its one module."""
-    from .reload import modules_under
+    from .codeswap import modules_under
 
     if rec.module is None:
         return []
@@ -217,7 +217,7 @@ def load_steps(pm: PluginManager, target: str, config: Any) -> Steps[PluginRecor
         module=sys.modules.get(cls.__module__, code.module), instance=instance,
         root=pkg or code.root, package_dir=pkg, config=dict(config or {}),
     )
-    from .reload import remember_source
+    from .codeswap import remember_source
 
     for mod in plugin_modules(rec):
         remember_source(mod)
@@ -468,7 +468,7 @@ def pending_files(pm: PluginManager) -> list[str]:
     return sorted(set(out))
 
 
-# ---------------------------------------------------------------------------- reload (see reloading.py)
-from .reloading import apply_changes_steps, reload_steps  # noqa: E402
+# ---------------------------------------------------------------------------- reload (see transaction.py)
+from .transaction import apply_changes_steps, reload_steps  # noqa: E402
 
 __all__ = ["apply_changes_steps", "reload_steps", "shutdown_order"]

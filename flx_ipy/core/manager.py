@@ -22,9 +22,9 @@ from . import lifecycle
 from .discovery import Candidate, Discovery
 from .errors import InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
-from .hooks import HookLoop, Steps, drive_async, drive_sync
-from .record import PluginRecord
-from .reload import ReloadResult
+from .steps import HookLoop, Steps, drive_async, drive_sync
+from .registry import PluginRecord
+from .codeswap import ReloadResult
 from .types import Event, HealthStatus, LifecycleState, PluginMetadata
 
 log = logging.getLogger("flx_ipy")

@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from .context import PluginContext
-from .reload import ReloadResult
+from .codeswap import ReloadResult
 from .types import HealthStatus, LifecycleState, PluginMetadata
 
 

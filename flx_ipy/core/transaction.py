@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import graph as import_graph
 from .errors import FlxError, InvalidStateError
-from .guard import InstanceGuard
-from .hooks import Steps
+from .instance_guard import InstanceGuard
+from .steps import Steps
 from .lifecycle import (
     _call,
     _fail,
@@ -31,8 +31,8 @@ from .lifecycle import (
     plugin_traceback,
 )
 from .loader import digest, source_hashes
-from .record import PluginRecord
-from .reload import CodeSwap, ReloadResult, module_file, read_source
+from .registry import PluginRecord
+from .codeswap import CodeSwap, ReloadResult, module_file, read_source
 from .types import LifecycleState, PluginState
 from .validators import validate_plugin_class
 
@@ -177,7 +177,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     guard.install(gate=hands_over)
     try:
         if hands_over:
-            guard.close_gate()  # other threads wait until restore_state has run (guard.py)
+            guard.close_gate()  # other threads wait until restore_state has run (instance_guard.py)
         try:
             if hands_over:
                 saved = coerce_state(rec, (yield _call(pm, rec, "save_state")))
@@ -185,7 +185,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             raise _Abort("save_state", e) from e
         if was_running:
             # stop may join a worker thread that touches self: while it runs, a waiter is let
-            # through after a short grace instead of deadlocking the reload (guard.py)
+            # through after a short grace instead of deadlocking the reload (instance_guard.py)
             guard.max_wait, full_wait = pm.handover_grace, guard.max_wait
             try:
                 if _has_hook(inst, "stop"):
