@@ -1,6 +1,6 @@
 """Swap a plugin's code in place, as one transaction that can be undone exactly.
 
-How (and why not the alternatives, all measured — see ``shared/notes/kernel-async.md``):
+How (and why not the alternatives, all measured — see ``docs/architecture.md``):
 
 * Each module is re-executed **into its own dict** (as ``importlib.reload`` does), compiled
   from the bytes just read, so functions keep one ``__globals__`` and no ``.pyc`` can be stale.
@@ -31,6 +31,9 @@ from typing import Any
 from .files import compile_source, digest, module_file, read_bytes, record_run, source_hashes, sources
 
 _MISSING = object()
+#: a class attribute carrying this mark (set to True) is not ours to remove when the new source
+#: lacks it: the instance guard's temporary wrappers live on the class during a swap
+KEEP_MARK = "flx_ipy_keep"
 _SKIP_ATTRS = frozenset({"__dict__", "__weakref__"})
 _names_cache: dict[str, frozenset[str] | None] = {}
 
@@ -290,7 +293,7 @@ class CodeSwap:
             setattr(old, k, v)
         for k in list(vars(old)):
             v = vars(old)[k]
-            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, "_flx_guard", False) and not \
+            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, KEEP_MARK, False) and not \
                     isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 delattr(old, k)
         mod.__dict__[name] = old

@@ -7,7 +7,7 @@ needs (``HookCall``) and receives their results. Two drivers run it:
 * ``drive_sync`` calls sync hooks inline and runs coroutines on the manager's **hook loop**,
   a daemon thread with its own asyncio loop. That works the same in plain Python, in terminal
   IPython and inside ipykernel's running loop, without nest-asyncio (archived; in ipykernel 7 it
-  silently drops messages — ``shared/notes/kernel-async.md``). The trade-off: a sync call from a
+  silently drops messages — ``docs/architecture.md``). The trade-off: a sync call from a
   kernel cell runs an ``async def`` hook on that other loop, so a hook that needs objects bound
   to the kernel's loop should be driven with the awaitable twin. Tasks a hook spawns keep
   running on the hook loop between cells.

@@ -1,8 +1,8 @@
 """The plugin author's vocabulary: what a plugin is, says about itself, and hands over on reload.
 
-These are the names of the public contract (DESIGN.md). They are plain data and a base class
-with no behaviour of its own, so a plugin module imports cheaply and a test can build any of
-them by hand.
+These are the names of the public contract (``docs/architecture.md``, "Public names"). They
+are plain data and a base class with no behaviour of its own, so a plugin module imports
+cheaply and a test can build any of them by hand.
 """
 
 from __future__ import annotations

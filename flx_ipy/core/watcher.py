@@ -5,7 +5,7 @@
 * The change source is anything shaped like watchfiles' ``RustNotify`` (``watch(debounce_ms,
   step_ms, timeout_ms, stop_event)`` → a set of changes, ``"timeout"`` or ``"stop"``). We build
   ``RustNotify`` ourselves so that ``start()`` returns only once the OS watch is armed: a save
-  made right after ``pm.watch()`` returns is seen. Tests pass ``flx_ipy.testing.ScriptedChanges``.
+  made right after ``pm.watch()`` returns is seen. Tests pass a scripted source (``ScriptedChanges``).
 * Latency is set by ``step`` (watchfiles groups events until ``step`` ms pass quietly), not by
   ``debounce`` (which only caps a continuous stream). Then ``settle.Settler`` decides when a save
   is ready (the same rule ``apply_pending`` uses): a half-written file is never applied, and a
