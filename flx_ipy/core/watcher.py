@@ -74,7 +74,7 @@ class Watcher:
     ) -> None:
         self.pm = pm
         self.auto = not paths  # follow the loaded plugins' folders as plugins are loaded
-        self.options = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
+        self.options: dict[str, Any] = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
                             applier=applier, source=source, clock=clock, on_applied=on_applied)
         roots = paths if paths else pm.watch_roots()
         self.paths = sorted({_folder(p) for p in roots})
