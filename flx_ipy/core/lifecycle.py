@@ -138,6 +138,13 @@ def _package_dir(module: Any) -> str | None:
 
 # ---------------------------------------------------------------------------- load
 def load_steps(pm: Host, target: str, config: Any) -> Steps[PluginRecord]:
+    """Import the plugin and register it as ``loaded``; no hook runs (``initialize`` waits for
+    ``start``), so loading a plugin to look at it has no side effects beyond its import.
+
+    Validation comes before anything is registered: a plugin that fails it leaves no record and
+    no module behind (the modules its import added are forgotten). Loading the same class again
+    is a no-op; a different plugin under a taken name is refused, naming where the other is from.
+    """
     resolved, cand = pm.resolve(target)
     if cand is not None and not cand.ok:
         raise PluginLoadError(f"{cand.name}: cannot load: {cand.error}", cand.name,
@@ -182,6 +189,8 @@ def load_steps(pm: Host, target: str, config: Any) -> Steps[PluginRecord]:
 
 # ---------------------------------------------------------------------------- initialize / start
 def _make_context(pm: Host, rec: PluginRecord) -> PluginContext:
+    """A fresh context per initialize: config from the manager merged with the load's own,
+    the dependencies' live objects, and a data folder the plugin may write to."""
     cfg = {**pm.config.get(rec.name, {}), **rec.config}
     deps = {r.name: pm.registry[r.name].instance for r in rec.metadata.requirements if r.name in pm.registry}
     data_dir = (pm.data_root / rec.name) if pm.data_root else None
@@ -189,6 +198,8 @@ def _make_context(pm: Host, rec: PluginRecord) -> PluginContext:
 
 
 def _initialize_one(pm: Host, rec: PluginRecord) -> Steps[None]:
+    """``initialize(ctx)`` once per load (a reload keeps the initialized object). A raising
+    hook closes the context, so what the plugin registered in it is released, not leaked."""
     if rec.initialized:
         return
     if rec.context is not None:
@@ -209,6 +220,8 @@ def _initialize_one(pm: Host, rec: PluginRecord) -> Steps[None]:
 
 
 def initialize_steps(pm: Host, name: str) -> Steps[PluginRecord]:
+    """``pm.initialize``: only from ``loaded`` (or ``failed``, to retry); dependencies must be
+    satisfiable first, so a plugin never sees a ``ctx.deps`` missing one."""
     rec = pm.record(name)
     if rec.status not in (S.LOADED, S.FAILED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot initialize a {rec.status} plugin", name)
@@ -218,6 +231,9 @@ def initialize_steps(pm: Host, name: str) -> Steps[PluginRecord]:
 
 
 def start_one(pm: Host, rec: PluginRecord) -> Steps[None]:
+    """Start one plugin whose dependencies already run. ``begin_run`` opens a cleanup scope:
+    what ``start`` registers is released by ``stop`` (or at once if ``start`` raises), so a
+    failed start leaves no timer or thread behind."""
     if rec.instance is None:
         raise InvalidStateError(f"{rec.name}: cannot start: its code failed to load ({rec.error})", rec.name,
                                 hint="fix the file and save; watching loads it again")
@@ -241,6 +257,8 @@ def start_one(pm: Host, rec: PluginRecord) -> Steps[None]:
 
 
 def start_steps(pm: Host, name: str) -> Steps[PluginRecord]:
+    """``pm.start``: dependencies first, in order, each started only if it is not running.
+    ``want_running`` is remembered, so a failed plugin fixed by a save starts again by itself."""
     rec = pm.record(name)
     if rec.status == S.RUNNING:
         raise InvalidStateError(f"{name} is already running", name,
@@ -278,6 +296,8 @@ def stop_one(pm: Host, rec: PluginRecord) -> Steps[list[str]]:
 
 
 def stop_steps(pm: Host, name: str, *, want_running: bool = False) -> Steps[PluginRecord]:
+    """``pm.stop``: running dependants stop first (they may use ``name`` in their ``stop``).
+    ``want_running`` False: a save to this plugin does not start it again."""
     rec = pm.record(name)
     if rec.status != S.RUNNING:
         raise InvalidStateError(f"{name} is not running ({rec.status})", name,
@@ -292,6 +312,8 @@ def stop_steps(pm: Host, name: str, *, want_running: bool = False) -> Steps[Plug
 
 
 def unload_steps(pm: Host, name: str) -> Steps[None]:
+    """``pm.unload``: stop if running, release the context, forget the plugin's modules (only
+    those no other loaded plugin shares), so loading it again imports fresh code."""
     rec = pm.record(name)
     if rec.status == S.RELOADING:
         raise InvalidStateError(f"{name} is reloading; unload it afterwards", name)
@@ -312,6 +334,8 @@ def unload_steps(pm: Host, name: str) -> Steps[None]:
 
 # ---------------------------------------------------------------------------- health & state
 def _coerce_health(value: Any) -> HealthStatus:
+    """Plugins return many shapes from ``health_check`` (a bool, a string, a dict, None); the
+    panels need one, and a wrong shape is ``unknown`` with why, not an exception."""
     if isinstance(value, HealthStatus):
         return value
     if isinstance(value, bool):
@@ -326,6 +350,10 @@ def _coerce_health(value: Any) -> HealthStatus:
 
 
 def health_steps(pm: Host, name: str) -> Steps[HealthStatus]:
+    """Run one health check with ``health_timeout``, in a helper thread for a sync hook (a
+    hanging check must not hang the manager). Never raises: a raising or hanging check is
+    ``unhealthy``. ``health_changed`` is emitted only on a change, so the panels are not
+    flooded by the periodic checks."""
     rec = pm.record(name)
     if rec.status == S.FAILED:
         result = HealthStatus.unhealthy(rec.error or "failed")
@@ -351,6 +379,8 @@ def health_steps(pm: Host, name: str) -> Steps[HealthStatus]:
 
 
 def state_steps(pm: Host, name: str) -> Steps[dict[str, Any]]:
+    """What the plugin would hand to its next version: its ``save_state`` if it has one (and
+    is initialized), else its attributes as reprs — for ``%plugin state``, changes nothing."""
     rec = pm.record(name)
     if rec.instance is None:
         raise InvalidStateError(f"{name} has no live object ({rec.status})", name)
@@ -363,6 +393,8 @@ def state_steps(pm: Host, name: str) -> Steps[dict[str, Any]]:
 
 
 def coerce_state(rec: PluginRecord, value: Any) -> PluginState:
+    """A ``save_state`` may return a ``PluginState`` or a plain dict (its runtime data);
+    anything else is the plugin's bug, said in one line naming the plugin."""
     if isinstance(value, PluginState):
         return value
     if isinstance(value, dict):

@@ -25,7 +25,7 @@ from .errors import InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
 from .registry import PluginRecord, Registry
 from .settle import BROKEN_GRACE, Settle
-from .steps import HookLoop, Steps, drive_async, drive_sync
+from .steps import HookLoop, HookRunner, InProcess, Steps, adrive, drive
 from .types import Event, HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .watcher import Watcher
 
@@ -78,6 +78,8 @@ class PluginManager:
         self._owner: int | None = None
         self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
         self._hook_loop = HookLoop()
+        #: the one seam where plugin hooks are entered (steps.py); a worker runtime replaces it
+        self.hooks: HookRunner = InProcess(self._hook_loop)
         self._watcher: Watcher | None = None
         self._candidates: list[Candidate] = []
 
@@ -179,11 +181,11 @@ class PluginManager:
 
     def _run(self, steps: Steps[T]) -> T:
         with self._locked():
-            return drive_sync(steps, self._hook_loop)
+            return drive(steps, self.hooks.invoke)
 
     async def _arun(self, steps: Steps[T]) -> T:
         async with self._alocked():
-            return await drive_async(steps)
+            return await adrive(steps, self.hooks.ainvoke)
 
     # ----------------------------------------------------------------- discovery
     def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
@@ -290,17 +292,17 @@ class PluginManager:
     def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""
         if name is not None:
-            return drive_sync(lifecycle.health_steps(self, name), self._hook_loop)
-        return {n: drive_sync(lifecycle.health_steps(self, n), self._hook_loop) for n in list(self.registry)}
+            return drive(lifecycle.health_steps(self, name), self.hooks.invoke)
+        return {n: drive(lifecycle.health_steps(self, n), self.hooks.invoke) for n in list(self.registry)}
 
     async def ahealth(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         if name is not None:
-            return await drive_async(lifecycle.health_steps(self, name))
-        return {n: await drive_async(lifecycle.health_steps(self, n)) for n in list(self.registry)}
+            return await adrive(lifecycle.health_steps(self, name), self.hooks.ainvoke)
+        return {n: await adrive(lifecycle.health_steps(self, n), self.hooks.ainvoke) for n in list(self.registry)}
 
     def state(self, name: str) -> dict[str, Any]:
         """What the plugin would hand to its next version (its ``save_state`` or attributes)."""
-        return drive_sync(lifecycle.state_steps(self, name), self._hook_loop)
+        return drive(lifecycle.state_steps(self, name), self.hooks.invoke)
 
     # ----------------------------------------------------------------- hot reload
     def apply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:

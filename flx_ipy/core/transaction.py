@@ -128,6 +128,25 @@ def _modules_to_exec(rec: PluginRecord, force: bool, batch_done: set[str],
 def reload_steps(pm: Host, name: str, *, force: bool = True,
                  batch_done: set[str] | None = None,
                  new_sources: dict[str, bytes] | None = None) -> Steps[ReloadResult]:
+    """``pm.reload``: swap in the plugin's current source as one transaction.
+
+    The order is what makes it safe. Everything that can fail without touching the running
+    plugin happens first (read + compile: ``CodeSwap.prepare``), so a syntax error costs
+    nothing. Then ``save_state`` while the old code still runs, ``stop``, the swap, validation
+    of the *new* class, ``restore_state``, ``start``. Any failure from there on is an
+    ``_Abort`` carrying its phase: the swap and the hooks' writes to the object are undone
+    exactly and the old version is started again, so the caller sees ``rolled_back``.
+
+    While it runs, other threads keep calling the plugin (``pm.get`` returns the object itself):
+    the ``InstanceGuard`` keeps their writes out of the rollback, and with a state hand-over
+    holds them at the object between ``save_state`` and ``restore_state`` so no write is lost.
+
+    ``force`` (an explicit reload) re-executes even unchanged code; a watched save passes
+    False. ``batch_done``/``new_sources`` are shared across one ``apply_changes`` batch.
+    A reload is published as ``reloading`` at once (a panel shows a slow one while it runs),
+    then ``reloaded`` or ``reload_failed``; dependants are told with ``dependency_reloaded``
+    and restarted if they ask to be (``restart_on_dependency_reload``).
+    """
     rec = pm.record(name)
     if rec.status == S.FAILED:
         raise InvalidStateError(
@@ -291,6 +310,9 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
 
 def _failed(pm: Host, rec: PluginRecord, result: ReloadResult, phase: str, error: BaseException,
             new_sources: dict[str, bytes], *, rolled_back: bool) -> ReloadResult:
+    """Record a failed reload on the plugin and the result: the one-line error with the plugin's
+    own ``file:line``, and the failed content's hash, so the same broken save is not retried
+    (and reported again) until the file changes."""
     detail, where = plugin_traceback(error, rec.files)
     result.ok = False
     result.rolled_back = rolled_back
