@@ -38,7 +38,7 @@ from .files import module_file, modules_under, norm, remember_source
 from .registry import PluginRecord, Registry
 from .steps import HookCall, Steps
 from .types import Health, HealthStatus, LifecycleState, PluginState
-from .validators import validate_plugin_class
+from .validators import Validator
 
 log = logging.getLogger("flx_ipy")
 S = LifecycleState
@@ -60,6 +60,8 @@ class Host(Protocol):
     #: how long another thread waits at a plugin handing over state while its stop() runs
     handover_grace: float
     data_root: Path | None
+    #: the validation pipeline every load, reload and retry runs (a signature check joins it)
+    validator: Validator
 
     @property
     def hook_thread_id(self) -> int | None:
@@ -153,7 +155,7 @@ def load_steps(pm: Host, target: str, config: Any) -> Steps[PluginRecord]:
     try:
         code = loader.load(target, resolved)
         cls = code.cls
-        validate_plugin_class(cls).raise_if_problems(getattr(getattr(cls, "metadata", None), "name", None))
+        pm.validator.validate(cls).raise_if_problems(getattr(getattr(cls, "metadata", None), "name", None))
         name = cls.metadata.name
         existing = pm.registry.get(name)
         if existing is not None and existing.status != S.FAILED:

@@ -27,6 +27,7 @@ from .registry import PluginRecord, Registry
 from .settle import BROKEN_GRACE, Settle
 from .steps import HookLoop, HookRunner, InProcess, Steps, adrive, drive
 from .types import Event, HealthStatus, LifecycleState, PluginMetadata, ReloadResult
+from .validators import Validator
 from .watcher import Watcher
 
 log = logging.getLogger("flx_ipy")
@@ -78,6 +79,8 @@ class PluginManager:
         self._owner: int | None = None
         self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
         self._hook_loop = HookLoop()
+        #: the checks every load, reload and retry runs; ``pm.validator.add_check(fn)`` adds one
+        self.validator = Validator.default()
         #: the one seam where plugin hooks are entered (steps.py); a worker runtime replaces it
         self.hooks: HookRunner = InProcess(self._hook_loop)
         self._watcher: Watcher | None = None

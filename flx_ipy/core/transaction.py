@@ -35,7 +35,6 @@ from .lifecycle import (
 from .registry import PluginRecord
 from .steps import Steps
 from .types import LifecycleState, PluginState, ReloadResult
-from .validators import validate_plugin_class
 
 S = LifecycleState
 _graph_cache: dict[tuple[tuple[str, str], ...], dict[str, set[str]]] = {}
@@ -221,7 +220,7 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
             raise _Abort("validate", FlxError(
                 f"class {old_cls.__name__ if old_cls else '?'} is no longer defined in {rec.source}"))
         new_cls: Any = found
-        vres = validate_plugin_class(new_cls)
+        vres = pm.validator.validate(new_cls)
         if not vres.ok:
             raise _Abort("validate", FlxError(str(vres)))
         if new_cls.metadata.name != name:
@@ -387,7 +386,7 @@ def _retry_failed(pm: Host, rec: PluginRecord, new_sources: dict[str, bytes]) ->
         new_cls = getattr(rec.module, rec.cls.__name__, None) if rec.cls is not None else None
         if not isinstance(new_cls, type):
             raise FlxError(f"{rec.name}: plugin class is gone from {rec.source}")
-        validate_plugin_class(new_cls).raise_if_problems(rec.name)
+        pm.validator.validate(new_cls).raise_if_problems(rec.name)
         if new_cls is not rec.cls and rec.instance is not None:
             rec.instance = _fresh_instance(new_cls, rec.instance)
         rec.cls, rec.metadata = new_cls, new_cls.metadata  # type: ignore[attr-defined]
