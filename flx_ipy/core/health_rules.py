@@ -15,17 +15,31 @@ another run is replaced by :func:`without_check`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .types import HealthStatus, Plugin
+from .types import HealthStatus, LifecycleState, Plugin
 
-if TYPE_CHECKING:
-    from .record import PluginRecord
-
-__all__ = ["has_own_check", "run_key", "without_check"]
+__all__ = ["Run", "has_own_check", "run_key", "without_check"]
 
 
-def run_key(rec: PluginRecord) -> tuple[Any, ...]:
+class Run(Protocol):
+    """What these rules read of a ``PluginRecord`` (``registry.py`` sits above this module and
+    asks it, so the record's type is named by shape here, never imported)."""
+
+    @property
+    def status(self) -> LifecycleState: ...
+
+    @property
+    def started_at(self) -> float | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def instance(self) -> Any: ...
+
+
+def run_key(rec: Run) -> tuple[Any, ...]:
     """Identifies one run: a verdict taken under another key is stale. ``reloading`` belongs to
     the run it reloads, so a reload (rolled back or not) keeps the verdict."""
     status = str(rec.status)
@@ -34,7 +48,7 @@ def run_key(rec: PluginRecord) -> tuple[Any, ...]:
     return status, rec.started_at
 
 
-def without_check(rec: PluginRecord) -> HealthStatus | None:
+def without_check(rec: Run) -> HealthStatus | None:
     """The verdict that needs no hook call, or ``None`` when only the plugin's check can tell."""
     status = str(rec.status)
     if status == "failed":

@@ -7,53 +7,77 @@ longer true either. This module is the one rule for that case: when every file o
 whose last reload failed matches what runs, the failure is cleared ("source matches the
 running version"), one ``error_cleared`` event says so, and nothing is re-executed.
 
+``Registry.news`` and ``Registry.pending_files`` ask :func:`ends_kept_failure` (such a save is
+handed over even though ``PluginRecord.is_news`` says its content is what runs), and the change
+batch (``transaction.apply_changes_steps``) calls :func:`clear`.
+
 A plugin whose status is ``failed`` is not covered: its code did not run, so there is no
-running version to match; fixing and saving retries it instead (``reloading._retry_failed``).
+running version to match; fixing and saving retries it instead (the change batch does).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from .loader import digest, source_hashes
-from .reload import ReloadResult
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
-    from .record import PluginRecord
+from .files import file_digests, source_hashes
+from .types import LifecycleState, ReloadResult
 
 #: the reason given in the result, the event and the UIs
 REASON = "source matches the running version"
 
-__all__ = ["REASON", "back_to_running", "clear", "kept_reload_failure", "recoverable_files"]
+__all__ = [
+    "REASON", "Emitter", "KeptFailure", "back_to_running", "clear", "ends_kept_failure",
+    "kept_reload_failure", "recoverable_files",
+]
 
 
-def kept_reload_failure(rec: PluginRecord) -> bool:
+class KeptFailure(Protocol):
+    """What this rule reads and clears of a ``PluginRecord`` (``registry.py`` sits above this
+    module and asks it, so the record's type is named by shape here, never imported)."""
+
+    name: str
+    status: LifecycleState
+    files: set[str]
+    error: str | None
+    error_detail: str | None
+    exception: BaseException | None
+    last_reload: ReloadResult | None
+    failed_hashes: dict[str, str]
+
+    @property
+    def version(self) -> str: ...
+
+
+class Emitter(Protocol):
+    """The manager's event queue (``lifecycle.Host`` is one)."""
+
+    def emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None: ...
+
+
+def kept_reload_failure(rec: KeptFailure) -> bool:
     """The plugin runs its previous code and keeps the error of a failed (rolled-back) reload."""
     last = rec.last_reload
-    return last is not None and not last.ok and str(rec.status) != "failed"
+    return last is not None and not last.ok and rec.status != LifecycleState.FAILED
 
 
-def back_to_running(rec: PluginRecord) -> bool:
+def back_to_running(rec: KeptFailure) -> bool:
     """Every file of the plugin on disk is byte-identical to the version that runs."""
     if not rec.files:
         return False
-    for path in rec.files:
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return False
-        if source_hashes.get(path) != digest(data):
-            return False
-    return True
+    return all(d is not None and d == source_hashes.get(p) for p, d in file_digests(sorted(rec.files)).items())
 
 
-def clear(pm: PluginManager, rec: PluginRecord) -> ReloadResult | None:
+def ends_kept_failure(rec: KeptFailure) -> bool:
+    """A save now would clear a kept failure: the plugin keeps one and its files are back."""
+    return kept_reload_failure(rec) and back_to_running(rec)
+
+
+def clear(pm: Emitter, rec: KeptFailure) -> ReloadResult | None:
     """Clear a kept reload failure whose files are back to the running version; ``None`` if
     there is nothing to clear. Called with the manager's lock held (inside an operation)."""
-    if not (kept_reload_failure(rec) and back_to_running(rec)):
+    if not ends_kept_failure(rec):
         return None
     result = ReloadResult(plugin=rec.name, ok=True, changed=False, finished_at=time.time(), notes=[REASON])
     rec.error = None
@@ -61,14 +85,14 @@ def clear(pm: PluginManager, rec: PluginRecord) -> ReloadResult | None:
     rec.exception = None
     rec.failed_hashes.clear()
     rec.last_reload = result
-    pm._emit("error_cleared", rec.name, reason=REASON, version=rec.version)
+    pm.emit("error_cleared", rec.name, reason=REASON, version=rec.version)
     return result
 
 
-def recoverable_files(pm: PluginManager) -> list[str]:
+def recoverable_files(records: Iterable[KeptFailure]) -> list[str]:
     """Files whose save would clear a kept failure (``apply_pending`` applies them too)."""
     out: set[str] = set()
-    for rec in list(pm._records.values()):
-        if kept_reload_failure(rec) and back_to_running(rec):
+    for rec in list(records):
+        if ends_kept_failure(rec):
             out.update(rec.files)
     return sorted(out)

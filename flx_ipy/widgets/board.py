@@ -8,7 +8,7 @@ event, the same messages the JupyterLab side panel receives — into widgets. No
 manager internals: rows come from the state model, actions go through the manager's public API.
 
 Why updates are sent from whichever thread the event came from, not marshalled to the kernel's
-loop: ipykernel sends comm messages from any thread at once (``notes/kernel-async.md``), so a
+loop: ipykernel sends comm messages from any thread at once (``docs/architecture.md``), so a
 reload applied by the watcher thread — or by a background thread while a long cell runs — shows
 immediately. Marshalling to the loop would hold every update until a running cell ends. Widget
 mutations stay serialised because ``UIState`` calls its listeners under one lock, and the
@@ -30,6 +30,7 @@ import ipywidgets as w
 
 from ..protocol import DeltaMsg, EventView, PluginView, StateView
 from ..uistate import UIState, run_action
+from ..wording import PALETTE, one_line
 from . import render
 from .row import PluginRow, css_name
 
@@ -78,7 +79,7 @@ class Dashboard(w.VBox):
         self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
         super().__init__([self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self._bottom],
-                         layout=w.Layout(border=f"1px solid {render.PALETTE['border']}", padding="6px 10px",
+                         layout=w.Layout(border=f"1px solid {PALETTE['border']}", padding="6px 10px",
                                          width="100%"))
         self.add_class("flx-dashboard")
         self.closed = False
@@ -168,7 +169,7 @@ class Dashboard(w.VBox):
     def run_action(self, name: str, action: str) -> tuple[bool, str]:
         """What a row's button does; returns ``(ok, one line)``. Never raises."""
         ok, text = run_action(self.manager, action, name)
-        return ok, text if ok else render.one_line(text)
+        return ok, text if ok else one_line(text)
 
     def check_health(self) -> None:
         """Run every health check; changes arrive as ``health_changed`` events. The message says
@@ -178,7 +179,7 @@ class Dashboard(w.VBox):
         try:
             results = self.manager.health()
         except Exception as e:
-            text = render.error_html(f"health check failed: {render.one_line(e)}")
+            text = render.error_html(f"health check failed: {one_line(e)}")
         else:
             changed = sum(1 for ev in (events.history() if events is not None else [])
                           if ev.seq > before and ev.kind == "health_changed")

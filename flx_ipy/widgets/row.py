@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 import ipywidgets as w
 
 from ..protocol import PLUGIN_ACTIONS, PluginView, allowed_actions
+from ..wording import one_line
 from . import render
 
 ActionRunner = Callable[[str, str], tuple[bool, str]]
@@ -139,7 +140,7 @@ class PluginRow(w.VBox):
         finally:
             self._acting = False
         with self._locked():  # the watcher thread may be redrawing this row right now
-            self._action_error = None if ok else render.one_line(message, 240)
+            self._action_error = None if ok else one_line(message, 240)
             self._show_error()
         return ok
 
