@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: ReloadView.note, WatcherView.saves_waiting
 
 #: Comm target the kernel registers; the panel opens comms to it.
 KERNEL_TARGET = "flx_ipy"
@@ -90,6 +90,7 @@ class ReloadView(TypedDict):
     error: str | None
     duration_ms: float | None
     finished_at: float | None  # epoch seconds
+    note: str | None  # e.g. "source matches the running version" (a kept failure was cleared)
 
 
 class PluginView(TypedDict):
@@ -108,6 +109,9 @@ class PluginView(TypedDict):
 class WatcherView(TypedDict):
     watching: bool
     paths: list[str]
+    #: settled saves queued until the running cell ends (0 when idle): "1 save waiting for the
+    #: running cell". Changes arrive as ``saves_waiting`` events (details: ``count``).
+    saves_waiting: int
 
 
 class EventView(TypedDict):
