@@ -7,7 +7,7 @@
  */
 import type { JSONObject } from '@lumino/coreutils';
 
-export const PROTOCOL_VERSION = '1.0';
+export const PROTOCOL_VERSION = '1.1'; // 1.1: IReloadView.note, IWatcherView.saves_waiting
 
 /** Comm target the kernel registers; the panel opens comms to it. */
 export const KERNEL_TARGET = 'flx_ipy';
@@ -66,6 +66,8 @@ export interface IReloadView {
   error: string | null;
   duration_ms: number | null;
   finished_at: number | null; // epoch seconds
+  /** e.g. "source matches the running version" (a kept failure was cleared by that save) */
+  note: string | null;
 }
 
 export interface IPluginView {
@@ -84,6 +86,8 @@ export interface IPluginView {
 export interface IWatcherView {
   watching: boolean;
   paths: string[];
+  /** Settled saves queued until the running cell ends (0 when idle). */
+  saves_waiting: number;
 }
 
 export interface IEventView {

@@ -110,7 +110,7 @@ export class PanelStore {
     this._ready = false;
     this._seq = 0;
     this._plugins = [];
-    this._watcher = { watching: false, paths: [] };
+    this._watcher = { watching: false, paths: [], saves_waiting: 0 };
     this._events = [];
   }
 
@@ -129,7 +129,7 @@ export class PanelStore {
   private _ready = false;
   private _seq = 0;
   private _plugins: IPluginView[] = [];
-  private _watcher: IWatcherView = { watching: false, paths: [] };
+  private _watcher: IWatcherView = { watching: false, paths: [], saves_waiting: 0 };
   private _events: IEventView[] = [];
   private _flxVersion = '';
   private _notice: INotice | null = null;

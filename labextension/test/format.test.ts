@@ -6,7 +6,8 @@ import {
   listedEvents,
   reloadText,
   serverPath,
-  summary
+  summary,
+  waitingText
 } from '../src/view/format';
 
 function plugin(name: string, over: Partial<IPluginView> = {}): IPluginView {
@@ -30,7 +31,8 @@ const rolledBack = {
   rolled_back: true,
   error: 'SyntaxError: invalid syntax',
   duration_ms: 1.2,
-  finished_at: 100
+  finished_at: 100,
+  note: null
 };
 
 describe('summary (the status bar)', () => {
@@ -86,16 +88,24 @@ describe('texts', () => {
   it('describes the last reload', () => {
     expect(reloadText(null)).toBe('never reloaded');
     expect(reloadText({ ...rolledBack }, true, 100)).toBe('rolled back: SyntaxError: invalid syntax · just now');
-    expect(reloadText({ ok: true, rolled_back: false, error: null, duration_ms: 2.14, finished_at: 40 }, true, 100)).toBe(
-      'reloaded · 2.1 ms · 1 min ago'
-    );
+    expect(
+      reloadText({ ok: true, rolled_back: false, error: null, duration_ms: 2.14, finished_at: 40, note: null }, true, 100)
+    ).toBe('reloaded · 2.1 ms · 1 min ago');
+    const cleared = { ok: true, rolled_back: false, error: null, duration_ms: 0, finished_at: 100, note: 'source matches the running version' };
+    expect(reloadText(cleared, true, 100)).toBe('error cleared: source matches the running version · just now');
     expect(ago(null)).toBe('');
     expect(ago(0, 30)).toBe('30 s ago');
   });
 
+  it('says how many saves wait for the running cell', () => {
+    expect(waitingText(0)).toBe('');
+    expect(waitingText(1)).toBe('1 save waiting for the running cell');
+    expect(waitingText(3)).toBe('3 saves waiting for the running cell');
+  });
+
   it('lists events without a "reloading" line per reload', () => {
     const ev = (seq: number, kind: string) => ({ seq, kind, plugin: 'a', time: seq, summary: kind, details: {} });
-    expect(listedEvents([ev(1, 'reloading'), ev(2, 'reloaded'), ev(3, 'stopped')]).map(e => e.kind)).toEqual([
+    expect(listedEvents([ev(1, 'reloading'), ev(2, 'reloaded'), ev(4, 'saves_waiting'), ev(3, 'stopped')]).map(e => e.kind)).toEqual([
       'reloaded',
       'stopped'
     ]);

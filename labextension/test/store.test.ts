@@ -22,7 +22,7 @@ function event(seq: number, kind: string, plugin: string | null = null): IEventV
 }
 
 function state(seq: number, plugins: IPluginView[], events: IEventView[] = []): IStateView {
-  return { seq, plugins, watcher: { watching: false, paths: [] }, events, flx_version: '0.1.0' };
+  return { seq, plugins, watcher: { watching: false, paths: [], saves_waiting: 0 }, events, flx_version: '0.1.0' };
 }
 
 function delta(seq: number, over: Partial<IDeltaMsg> = {}): IDeltaMsg {
@@ -47,9 +47,10 @@ describe('PanelStore state', () => {
       ['a', 'stopped'],
       ['c', 'running']
     ]);
-    s.applyDelta(delta(2, { remove: ['a'], watcher: { watching: true, paths: ['/w'] } }));
+    s.applyDelta(delta(2, { remove: ['a'], watcher: { watching: true, paths: ['/w'], saves_waiting: 1 } }));
     expect(s.plugins.map(p => p.name)).toEqual(['c']);
     expect(s.watcher.watching).toBe(true);
+    expect(s.watcher.saves_waiting).toBe(1);
     for (let i = 3; i < 3 + MAX_EVENTS + 5; i++) {
       s.applyDelta(delta(i, { event: event(i, 'health_changed', 'c') }));
     }

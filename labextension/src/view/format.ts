@@ -42,7 +42,8 @@ export function reloadText(r: IReloadView | null, withError = true, now?: number
   }
   const when = ago(r.finished_at, now);
   if (r.ok) {
-    return ['reloaded', duration(r.duration_ms), when].filter(Boolean).join(' · ');
+    const what = r.note ? `error cleared: ${r.note}` : 'reloaded';
+    return [what, r.note ? '' : duration(r.duration_ms), when].filter(Boolean).join(' · ');
   }
   const verdict = r.rolled_back ? 'rolled back' : 'reload failed';
   return `${verdict}${withError && r.error ? `: ${r.error}` : ''}${when ? ` · ${when}` : ''}`;
@@ -59,10 +60,19 @@ export function healthText(h: IHealthView | null, now?: number): string {
 
 /**
  * The events the list shows: "reloading" only announces a reload whose outcome follows as its
- * own event (and the row's badge shows it meanwhile), so it would just double every reload.
+ * own event (and the row's badge shows it meanwhile), so it would just double every reload;
+ * "saves_waiting" is shown as the watcher's line.
  */
 export function listedEvents(events: readonly IEventView[]): IEventView[] {
-  return events.filter(e => e.kind !== 'reloading');
+  return events.filter(e => !UNLISTED_EVENTS.has(e.kind));
+}
+
+/** Steps the panel shows as state instead: the row's badge, the watcher's "waiting" line. */
+const UNLISTED_EVENTS = new Set(['reloading', 'saves_waiting']);
+
+/** "1 save waiting for the running cell", or '' when none waits. */
+export function waitingText(count: number): string {
+  return count > 0 ? `${count} save${count === 1 ? '' : 's'} waiting for the running cell` : '';
 }
 
 /** A plugin counts as rolled back while its last reload was undone and the error still stands. */

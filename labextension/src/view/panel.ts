@@ -9,7 +9,7 @@ import { flxIcon } from '../icon';
 import type { PluginActionName } from '../protocol';
 import { type ConnectionStatus, type IPanelModel, PANEL_ID } from '../tokens';
 import { h } from './dom';
-import { ago, clock, listedEvents } from './format';
+import { ago, clock, listedEvents, waitingText } from './format';
 import { type OpenSource, renderRow, withLinks } from './row';
 
 export interface IPanelOptions {
@@ -101,6 +101,10 @@ export class FlxPanel extends Widget {
           w.watching && w.paths.length ? h('span', { className: 'flx-Paths', title: w.paths.join('\n') }, '') : null
         )
       );
+      const waiting = waitingText(w.saves_waiting ?? 0);
+      if (waiting) {
+        body.push(h('div', { className: 'flx-Pending', 'data-testid': 'flx-saves-waiting' }, waiting));
+      }
       if (m.notice) {
         body.push(
           h(
