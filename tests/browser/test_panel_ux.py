@@ -354,3 +354,28 @@ PANEL_BOX = """() => {
   const bottom = Math.max(...[...panel.children].map(c => c.getBoundingClientRect().bottom));
   return { x: box.x, y: box.y, width: box.width, height: Math.min(box.height, bottom - box.y + 8) };
 }"""
+
+
+def test_a_save_waiting_for_the_running_cell_is_shown(page: Any, lab_server: LabServer, work: Path) -> None:
+    """While a cell runs, a settled save waits (one cell sees one version) and the panel says so."""
+    counter = _plugin(work, "counter", HEALTH)
+    # %plugin watch (not pm.watch): the magic's watcher holds saves back while a cell runs
+    notebook = lab_server.new_notebook([LOAD_EXT, _load(counter), f"%plugin watch {work}"], stem="ux")
+    lab = Lab(page, lab_server, notebook).open()
+    for i in range(3):
+        lab.run_cell(i)
+    lab.open_panel()
+    lab.expect_attr("flx-row-counter", "data-state", "running")
+    lab.expect_attr("flx-watcher", "data-watching", "true")
+    lab.wait_kernel_ready()
+    release = work / "release.flag"
+    lab.submit(f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.02)")
+    lab.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               ".kernel.status === 'busy'")
+    write_plugin(counter, plugin_source("counter", "1.1.0", HEALTH, cls="Counter"))
+    lab.expect_text("flx-saves-waiting", "1 save waiting for the running cell")
+    lab.expect_text("flx-version-counter", "v1.0.0")  # not applied mid-cell
+    release.touch()
+    lab.expect_text("flx-version-counter", "v1.1.0")
+    expect(lab.tid("flx-saves-waiting")).to_have_count(0)
+    lab.kernel("%plugin unwatch")
