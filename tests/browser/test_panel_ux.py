@@ -31,30 +31,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 BROKEN_TAIL = "\ndef broken(:\n    pass\n"
 
 
-def _core_clears_a_failure_on_a_matching_save() -> bool:
-    """Whether this checkout's core treats "saved back to the running version" as a fix.
-
-    That fix is made in core on another branch (issue 11 item 1); until it is merged, the last
-    step of the undo-save test cannot pass, and says so instead of failing.
-    """
-    from flx_ipy import PluginManager
-
-    folder = Path(tempfile.mkdtemp(prefix="flx-probe-"))
-    pm = PluginManager(entry_points=False, data_root=folder / "data")
-    try:
-        path = write_plugin(folder / f"probe_{uuid.uuid4().hex[:6]}.py", plugin_source("probe"))
-        pm.load(str(path), start=True)
-        good = path.read_bytes()
-        write_plugin(path, good + b"\n)\n")
-        pm.apply_changes([path])
-        write_plugin(path, good)
-        pm.apply_changes([path])
-        return pm.plugins["probe"].error is None
-    finally:
-        pm.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture
 def work(lab_server: LabServer) -> Path:
     """A folder of this test's own under the server root (so JupyterLab can open its files)."""
@@ -186,13 +162,9 @@ def test_undo_save_in_jupyterlabs_editor_clears_the_error(page: Any, lab_server:
     lab.page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
     assert counter.read_text() == original
 
-    if not _core_clears_a_failure_on_a_matching_save():
-        # Needs the core fix of issue 11 item 1 (branch `uipy`): "a save whose content equals
-        # the running version clears the failure". Once merged this branch is never taken and
-        # the assertions below run.
-        lab.kernel("pm.unwatch()")
-        pytest.xfail("core does not yet clear a failure when a save matches the running version")
+    # the file is byte-identical to the running version again: the failure is over
     expect(lab.tid("flx-error-counter")).to_have_count(0)
+    lab.expect_text("flx-lastreload-counter", "error cleared: source matches the running version")
     expect(lab.tid("flx-statusbar")).to_have_text("flx_ipy: 1 running")
     assert lab.kernel("pm.plugins['counter'].error is None") == "True"
     lab.kernel("pm.unwatch()")
