@@ -37,7 +37,8 @@ log = logging.getLogger("flx_ipy")
 __all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
-               "health", "state", "get", "panel", "log", "error", "validate", "sync", "help")
+               "health", "state", "get", "panel", "log", "error", "validate", "sync", "help",
+               "search", "install")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
@@ -67,6 +68,8 @@ class PluginMagics(Magics):
                                        "while no cell runs, so panels show health as it changes "
                                        "(0: only on request).").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    index = Unicode("", help="Default plugin index (folder or URL) for `%plugin search` and `%plugin install`; "
+                             "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
 
@@ -119,6 +122,9 @@ class PluginMagics(Magics):
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
+    @argument("--dry-run", action="store_true", help="install: show what would change, install nothing")
+    @argument("--target", help="install: into this folder (pip --target), put first on sys.path")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
 
@@ -138,6 +144,9 @@ class PluginMagics(Magics):
           %plugin error [NAME]            a failed plugin's own traceback
           %plugin validate PATH           check a plugin file or folder without importing it
           %plugin sync                    apply saves made just before this cell, now
+          %plugin search [TERM] [--index URL|PATH]    plugins an index offers
+          %plugin install NAME[==VER] [--index ...] [--dry-run] [--target DIR]
+                                          pip-install (hash-checked) into this kernel; loadable at once
 
         Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
         """
@@ -381,6 +390,16 @@ class PluginMagics(Magics):
         from .core.validators import validate_path
 
         return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
+
+    def _cmd_search(self, args: Any) -> Any:
+        from .registry.magic import search_command
+
+        return search_command(self, args)
+
+    def _cmd_install(self, args: Any) -> Any:
+        from .registry.magic import install_command
+
+        return install_command(self, args)
 
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):

@@ -102,12 +102,10 @@ def _index_add(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from ..registry import default_index, load_index, search
+    from ..registry.table import format_table, search_rows
 
     index = load_index(default_index(args.index))
-    found = search(index, args.term)
-    rows = [{"name": p["name"], "latest": p["latest"], "plugins": p.get("plugins", []),
-             "summary": p.get("summary", ""), "versions": [v["version"] for v in p["versions"]],
-             "signature": (p["versions"][-1].get("signature") or {}).get("status", "unsigned")} for p in found]
+    rows = search_rows(search(index, args.term))
     if not rows:
         human = (f"no plugin in {index.location} matches {args.term!r}" if args.term
                  else f"{index.location} lists no plugins")
@@ -115,16 +113,6 @@ def _search(args: argparse.Namespace) -> int:
         human = format_table(rows)
     emit(args, rows, human)
     return 0
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = [("name", "NAME"), ("latest", "VERSION"), ("plugins", "PLUGINS"), ("signature", "SIGNATURE"),
-            ("summary", "SUMMARY")]
-    cells = [[", ".join(r[k]) if isinstance(r[k], list) else str(r[k]) for k, _ in cols] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(cols)]
-    out = ["  ".join(h.ljust(w) for (_, h), w in zip(cols, widths, strict=True)).rstrip()]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(out)
 
 
 def _install(args: argparse.Namespace) -> int:

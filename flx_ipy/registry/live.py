@@ -1,0 +1,105 @@
+"""Install into the running process and make the plugin usable at once — no kernel restart.
+
+What stands between ``pip install`` and ``%plugin load NAME`` in the same kernel, and what
+this does about each:
+
+* the import system caches directory listings (``FileFinder``): ``importlib.invalidate_caches()``;
+* ``--target DIR`` installs are not on ``sys.path`` yet: DIR is put first on it;
+* discovery caches its scan: ``pm.discover(rescan=True)`` reads the new ``entry_points.txt``
+  (discovery never imports the plugin, so nothing of the new version runs until it is loaded).
+
+When the distribution was already imported in another version, its old modules are live
+objects. A *loaded plugin* of that distribution is moved onto the new files by the hot-reload
+engine (``pm.reload``: the same transaction as a save — state kept, rolled back if the new
+version fails). Modules of the distribution that no loaded plugin owns (a helper library the
+plugin imported, code the user imported directly) cannot be swapped safely from here: other
+objects hold references into them. That case is reported in ``restart_needed`` with the module
+names — the install itself is complete, the old code simply keeps running until a restart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .index import Index
+from .install import InstallResult, install, plan_install
+
+__all__ = ["LiveInstall", "install_live"]
+
+
+@dataclass
+class LiveInstall:
+    result: InstallResult
+    discoverable: list[str] = field(default_factory=list)  # plugin names pm can load now
+    reloaded: list[Any] = field(default_factory=list)  # ReloadResults of loaded plugins moved onto it
+    restart_needed: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok and all(getattr(r, "ok", True) for r in self.reloaded)
+
+    def summary(self) -> str:
+        text = self.result.summary()
+        if self.result.dry_run:
+            return text
+        for r in self.reloaded:
+            text += f"; {r.summary() if hasattr(r, 'summary') else r}"
+        if self.discoverable and self.result.changed:
+            not_loaded = [n for n in self.discoverable if n not in {getattr(r, 'plugin', None) for r in self.reloaded}]
+            if not_loaded:
+                text += f" — `%plugin load {not_loaded[0]}` works now, no restart"
+        if self.restart_needed:
+            text += f" — {self.restart_needed}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "discoverable": self.discoverable,
+                "reloaded": [r.to_dict() if hasattr(r, "to_dict") else str(r) for r in self.reloaded],
+                "restart_needed": self.restart_needed}
+
+
+def _imported(tops: list[str]) -> list[str]:
+    return sorted(m for m in list(sys.modules)
+                  if any(m == t or m.startswith(t + ".") for t in tops) and sys.modules.get(m) is not None)
+
+
+def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None, dry_run: bool = False,
+                 reinstall: bool = False, on_line: Callable[[str], None] | None = None) -> LiveInstall:
+    """Install ``spec`` into this interpreter's environment and make it loadable by ``pm`` now."""
+    plan = plan_install(index, spec, target=target, reinstall=reinstall)
+    before = _imported(plan.modules)
+    result = install(index, spec, target=target, dry_run=dry_run, reinstall=reinstall, on_line=on_line)
+    live = LiveInstall(result)
+    if dry_run:
+        if before and plan.action not in ("none", "install"):
+            live.restart_needed = _restart_text(before, plan.installed)
+        return live
+    if target and target not in sys.path:
+        sys.path.insert(0, target)
+    importlib.invalidate_caches()
+    pm.discover(rescan=True)
+    provided = set(plan.plugins)
+    live.discoverable = sorted(c.name for c in pm.candidates if c.ok and c.name in provided)
+    if not result.changed or not before:
+        return live
+    covered: set[str] = set()
+    for name, rec in sorted(pm.plugins.items()):
+        mod = getattr(getattr(rec, "module", None), "__name__", "")
+        if mod in before:
+            res = pm.reload(name)
+            live.reloaded.append(res)
+            covered.update(getattr(res, "modules", []) or [mod])
+    left = [m for m in before if m not in covered]
+    if left:
+        live.restart_needed = _restart_text(left, plan.installed)
+    return live
+
+
+def _restart_text(modules: list[str], old: str | None) -> str:
+    shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
+    return (f"restart the kernel to use the new code in {shown}: imported from version {old or 'the old one'} "
+            "and not a loaded plugin, so flx_ipy cannot swap it safely (other objects may hold references into it)")
