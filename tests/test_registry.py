@@ -55,7 +55,8 @@ def test_build_reads_wheels_without_running_them(tmp_path: Path, capsys: pytest.
     marker = tmp_path / "ran"
     # importing this plugin would write the marker: the index must be built from the zip alone
     evil = f"open({str(marker)!r}, 'w').write('ran')\n" + plugin_module("boom", "0.1")
-    w = make_wheel(d, "flx-boom", "0.1", {"flx_boom/__init__.py": evil}, entry_points={GROUP: {"boom": "flx_boom:BoomPlugin"}},
+    w = make_wheel(d, "flx-boom", "0.1", {"flx_boom/__init__.py": evil},
+                   entry_points={GROUP: {"boom": "flx_boom:BoomPlugin"}},
                    summary="explodes  when\n imported", requires_python=">=3.8")
     make_wheel(d, "helper-lib", "2.0", {"helper_lib.py": "X = 1\n"})  # not a plugin
     (d / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
@@ -70,7 +71,8 @@ def test_build_reads_wheels_without_running_them(tmp_path: Path, capsys: pytest.
     data = json.loads((d / "index.json").read_text())
     (pkg,) = data["packages"]
     (v,) = pkg["versions"]
-    assert (pkg["name"], pkg["latest"], pkg["plugins"], pkg["summary"]) == ("flx-boom", "0.1", ["boom"], "explodes when imported")
+    assert (pkg["name"], pkg["latest"], pkg["plugins"]) == ("flx-boom", "0.1", ["boom"])
+    assert pkg["summary"] == "explodes when imported"
     assert v["sha256"] == hashlib.sha256(w.read_bytes()).hexdigest()
     assert v["entry_points"] == {GROUP: {"boom": "flx_boom:BoomPlugin"}}
     assert v["requires_python"] == ">=3.8" and v["wheel"] == w.name and v["modules"] == ["flx_boom"]
@@ -118,7 +120,7 @@ def test_a_wheel_carrying_a_signature_is_reported_unverified(tmp_path: Path) -> 
 
 
 def test_build_of_a_missing_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli("index", "build", str(tmp_path / "nope"), capsys=capsys)
+    code, _, err = cli("index", "build", str(tmp_path / "nope"), capsys=capsys)
     assert code == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "nope").exists()
 
@@ -240,9 +242,9 @@ def test_unmet_dependencies_are_refused_before_pip_runs(tmp_path: Path) -> None:
     d.mkdir()
     hello_wheel(d, requires_dist=["flx_ipy", "surely-not-installed-dist>=1", "pywin32; sys_platform == 'win32'"])
     build_index(d)
-    with pytest.raises(RegistryError, match=r"needs surely-not-installed-dist>=1 \(not installed\)") as e:
-        from flx_ipy.registry import install
+    from flx_ipy.registry import install
 
+    with pytest.raises(RegistryError, match=r"needs surely-not-installed-dist>=1 \(not installed\)") as e:
         install(load_index(d), "hello", target=str(tmp_path / "site"))
     assert "pywin32" not in str(e.value)
     assert not (tmp_path / "site").exists()
@@ -310,9 +312,10 @@ def test_index_add_copies_checks_and_refuses_other_bytes_for_the_same_file(tmp_p
     w = hello_wheel(built)
     lib = make_wheel(built, "helper-lib", "1.0", {"helper_lib.py": "X = 1\n"})
     idx = tmp_path / "new-index"
-    code, out, err = cli("index", "add", str(w), "--index", str(idx), capsys=capsys)
+    code, _, err = cli("index", "add", str(w), "--index", str(idx), capsys=capsys)
     assert code == 0, err
-    assert (idx / w.name).read_bytes() == w.read_bytes() and [p["key"] for p in load_index(idx).packages] == ["flx-hello"]
+    assert (idx / w.name).read_bytes() == w.read_bytes()
+    assert [p["key"] for p in load_index(idx).packages] == ["flx-hello"]
 
     code, _, err = cli("index", "add", str(lib), "--index", str(idx), capsys=capsys)
     assert code == 1 and "is not a plugin" in err and not (idx / lib.name).exists()
