@@ -1,0 +1,103 @@
+"""``%plugin install`` in a real ipykernel: installed through pip into the kernel's own
+interpreter (into a temp ``--target``, so the shared venv is untouched), then ``%plugin load``
+works in the same kernel with no restart; a newer version of a loaded plugin is moved onto by
+the hot-reload engine with its state kept; an imported non-plugin module asks for a restart."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from iopub import running_kernel
+
+from flx_ipy.registry import build_index
+from flx_ipy.registry.wheelmaker import make_wheel, plugin_module
+
+pytestmark = pytest.mark.kernel
+
+
+def run(kc: Any, code: str, timeout: float = 90.0) -> tuple[str, str | None]:
+    """Execute a cell; its printed text, and the error it raised (``ename: evalue``) or None."""
+    out: list[str] = []
+    err: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        c = msg["content"]
+        if msg["msg_type"] == "stream":
+            out.append(c["text"])
+        elif msg["msg_type"] in ("execute_result", "display_data"):
+            out.append(c["data"].get("text/plain", "") + "\n")
+        elif msg["msg_type"] == "error":
+            err.append(f"{c['ename']}: {c['evalue']}")
+
+    reply = kc.execute_interactive(textwrap.dedent(code), output_hook=hook, timeout=timeout)
+    if reply["content"]["status"] != "ok" and not err:
+        err.append(f"{reply['content'].get('ename', 'error')}: {reply['content'].get('evalue', '')}")
+    if not err and "UsageError: " in "".join(out):  # IPython prints a UsageError as one stderr line
+        err.append("UsageError: " + "".join(out).split("UsageError: ", 1)[1].strip())
+    return "".join(out), (err[0] if err else None)
+
+
+def hello(folder: Path, version: str, tag: str) -> Path:
+    body = (f"    def start(self):\n        self.count = getattr(self, 'count', 0)\n\n"
+            f"    def tag(self):\n        return {tag!r}\n")
+    source = plugin_module("hello", version, body=body)
+    return make_wheel(folder, "flx-hello", version, {"flx_hello/__init__.py": source},
+                      entry_points={"flx_ipy.plugins": {"hello": "flx_hello:HelloPlugin"}}, requires_dist=["flx_ipy"])
+
+
+def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_path: Path) -> None:
+    idx, target = tmp_path / "index", tmp_path / "site"
+    idx.mkdir()
+    hello(idx, "1.0.0", "one")
+    make_wheel(idx, "flx-util", "1.0", {"flx_util/__init__.py": "VERSION = 1\n" + plugin_module("util", "1.0")},
+               entry_points={"flx_ipy.plugins": {"util": "flx_util:UtilPlugin"}})
+    build_index(idx)
+    with running_kernel(tmp_path) as (_km, kc):
+        out, err = run(kc, "%load_ext flx_ipy")
+        assert err is None, err
+        out, err = run(kc, "import importlib.util; print(importlib.util.find_spec('flx_hello'))")
+        assert out.strip() == "None"  # not installed anywhere this kernel can see
+
+        out, err = run(kc, f"%plugin install hello --index {idx} --target {target}")
+        assert err is None, err
+        assert "installed flx-hello 1.0.0" in out and "`%plugin load hello` works now, no restart" in out, out
+
+        out, err = run(kc, "%plugin load hello --start")
+        assert err is None, err
+        assert "hello 1.0.0 running" in out, out
+        out, err = run(kc, "p = %plugin get hello\np.count = 41\nprint(p.tag(), p.__class__.__module__)")
+        assert err is None and out.split() == ["one", "flx_hello"], (out, err)
+
+        # A new version appears in the index; installing it moves the running plugin onto it.
+        hello(idx, "1.1.0", "two")
+        build_index(idx)
+        out, err = run(kc, f"%plugin install hello --index {idx} --target {target}")
+        assert err is None, err
+        assert "installed flx-hello 1.1.0 (was 1.0.0)" in out and "reloaded" in out, out
+        out, err = run(kc, "from flx_ipy import get_manager\nrec = get_manager().plugins['hello']\n"
+                           "print(rec.version, rec.status, p.tag(), p.count)")
+        assert err is None and out.split() == ["1.1.0", "running", "two", "41"], (out, err)
+
+        # A distribution imported directly (no loaded plugin owns it) cannot be swapped: say so.
+        out, err = run(kc, f"%plugin install flx-util --index {idx} --target {target}\nimport flx_util")
+        assert err is None, err
+        make_wheel(idx, "flx-util", "2.0", {"flx_util/__init__.py": "VERSION = 2\n" + plugin_module("util", "2.0")},
+                   entry_points={"flx_ipy.plugins": {"util": "flx_util:UtilPlugin"}})
+        build_index(idx)
+        out, err = run(kc, f"%plugin install flx-util --index {idx} --target {target}")
+        assert err is None, err
+        assert "installed flx-util 2.0 (was 1.0)" in out and "restart the kernel" in out and "flx_util" in out, out
+
+        # A tampered wheel: one line, nothing installed, the running plugin untouched.
+        hello(idx, "1.2.0", "three")
+        build_index(idx)
+        w = idx / "flx_hello-1.2.0-py3-none-any.whl"
+        w.write_bytes(w.read_bytes() + b"\0")
+        out, err = run(kc, f"%plugin install hello --index {idx} --target {target}")
+        assert err is not None and err.startswith("UsageError: %plugin install hello: refused flx_hello-1.2.0"), err
+        assert "nothing was installed" in err and "\n" not in err and "Traceback" not in out
+        out, err = run(kc, "print(rec.version, p.tag())")
+        assert out.split() == ["1.1.0", "two"], (out, err)
