@@ -101,3 +101,46 @@ def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_p
         assert "nothing was installed" in err and "\n" not in err and "Traceback" not in out
         out, err = run(kc, "print(rec.version, p.tag())")
         assert out.split() == ["1.1.0", "two"], (out, err)
+
+
+def test_panel_actions_list_an_index_and_refuse_a_bad_install(tmp_path: Path) -> None:
+    """The side panel's half of the protocol: ``index_search`` answers with the offers in the reply's
+    ``data``; a failed ``install`` is a reply with ``ok: false`` and one line, nothing installed.
+    (A successful install from a panel runs the same ``install_live`` as the magic above; it is
+    not repeated here because a panel install has no ``--target`` and would write to the venv.)"""
+    import uuid
+
+    idx = tmp_path / "index"
+    idx.mkdir()
+    hello(idx, "1.0.0", "one")
+    build_index(idx)
+    w = idx / "flx_hello-1.0.0-py3-none-any.whl"
+    w.write_bytes(w.read_bytes() + b"\0")  # tampered after the index was built
+    with running_kernel(tmp_path) as (_km, kc):
+        out, err = run(kc, f"%load_ext flx_ipy\n%config PluginMagics.index = {str(idx)!r}")
+        assert err is None, err
+        comm_id = uuid.uuid4().hex
+        kc.shell_channel.send(kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": "flx_ipy", "data": {
+            "kind": "hello", "protocol": "1.0", "client": "test"}}))
+
+        def ask(action: str, **fields: Any) -> dict[str, Any]:
+            rid = uuid.uuid4().hex
+            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
+                "kind": "action", "protocol": "1.0", "request_id": rid, "action": action, **fields}}))
+            while True:
+                msg = kc.get_iopub_msg(timeout=30)
+                data = msg["content"].get("data", {})
+                if msg["msg_type"] == "comm_msg" and data.get("kind") == "reply" and data.get("request_id") == rid:
+                    return dict(data)
+
+        found = ask("index_search", term="hel")  # the index comes from c.PluginMagics.index
+        assert found["ok"], found
+        (row,) = found["data"]
+        assert (row["name"], row["latest"], row["plugins"]) == ("flx-hello", "1.0.0", ["hello"])
+        refused = ask("install", plugin="hello")
+        assert not refused["ok"] and refused["message"].startswith("refused flx_hello-1.0.0"), refused
+        assert "\n" not in refused["message"]
+        missing = ask("index_search", index=str(tmp_path / "nowhere"))
+        assert not missing["ok"] and "no index.json" in missing["message"]
+        out, err = run(kc, "import importlib.util; print(importlib.util.find_spec('flx_hello'))")
+        assert out.strip() == "None"
