@@ -63,11 +63,21 @@ class WheelInfo:
         return bool(self.plugins)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "wheel": self.file, "sha256": self.sha256, "size": self.size,
+        return {"version": self.version, "wheel": self.file, "name": self.name, "summary": self.summary,
+                "sha256": self.sha256, "size": self.size,
                 "requires_python": self.requires_python, "requires_dist": list(self.requires_dist),
                 "entry_points": {g: dict(sorted(e.items())) for g, e in sorted(self.entry_points.items())},
                 "plugins": self.plugins, "modules": list(self.modules), "signature": dict(self.signature),
                 "tags": list(self.tags)}
+
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> WheelInfo:
+        """The inverse of :meth:`to_dict` (a rebuild reuses what it read from an unchanged wheel)."""
+        return cls(file=entry["wheel"], name=entry["name"], version=entry["version"], summary=entry["summary"],
+                   sha256=entry["sha256"], size=entry["size"], requires_python=entry["requires_python"],
+                   requires_dist=list(entry["requires_dist"]), entry_points=entry["entry_points"],
+                   modules=list(entry["modules"]), signature=dict(entry["signature"]), tags=list(entry["tags"]))
 
 
 def sha256_file(path: str | Path) -> str:
