@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .index import Index
+from .index import Index, RegistryError
 from .install import InstallResult, install, plan_install
 
 __all__ = ["LiveInstall", "install_live"]
@@ -70,9 +70,13 @@ def _imported(tops: list[str]) -> list[str]:
 def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None, dry_run: bool = False,
                  reinstall: bool = False, on_line: Callable[[str], None] | None = None) -> LiveInstall:
     """Install ``spec`` into this interpreter's environment and make it loadable by ``pm`` now."""
-    plan = plan_install(index, spec, target=target, reinstall=reinstall)
-    before = _imported(plan.modules)
-    result = install(index, spec, target=target, dry_run=dry_run, reinstall=reinstall, on_line=on_line)
+    try:
+        plan = plan_install(index, spec, target=target, reinstall=reinstall)
+        before = _imported(plan.modules)
+        result = install(index, spec, target=target, dry_run=dry_run, reinstall=reinstall, on_line=on_line)
+    except RegistryError as e:
+        _publish(pm, "install_failed", spec, index=index.location, error=str(e))
+        raise
     live = LiveInstall(result)
     if dry_run:
         if before and plan.action not in ("none", "install"):
@@ -84,6 +88,10 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
     pm.discover(rescan=True)
     provided = set(plan.plugins)
     live.discoverable = sorted(c.name for c in pm.candidates if c.ok and c.name in provided)
+    if result.changed:
+        for name in plan.plugins or [plan.name]:
+            _publish(pm, "installed", name, distribution=plan.name, version=plan.version, previous=plan.installed,
+                     index=index.location, wheel=plan.wheel, sha256=plan.sha256, target=target)
     if not result.changed or not before:
         return live
     covered: set[str] = set()
@@ -97,6 +105,14 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
     if left:
         live.restart_needed = _restart_text(left, plan.installed)
     return live
+
+
+def _publish(pm: Any, kind: str, plugin: str, **details: Any) -> None:
+    """An event on the manager's bus (panels' event log, audit): ``installed`` once per plugin
+    the wheel provides, ``install_failed`` with the one-line error."""
+    events = getattr(pm, "events", None)
+    if events is not None:
+        events.publish(kind, plugin, **details)
 
 
 def _restart_text(modules: list[str], old: str | None) -> str:

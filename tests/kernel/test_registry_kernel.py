@@ -101,6 +101,12 @@ def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_p
         assert "nothing was installed" in err and "\n" not in err and "Traceback" not in out
         out, err = run(kc, "print(rec.version, p.tag())")
         assert out.split() == ["1.1.0", "two"], (out, err)
+        # every install is an event on the manager's bus (panels' event log, audit)
+        out, err = run(kc, "print([(e.kind, e.plugin, e.details.get('version')) for e in get_manager().history()\n"
+                           "       if e.kind.startswith('install')])")
+        assert out.strip() == ("[('installed', 'hello', '1.0.0'), ('installed', 'hello', '1.1.0'), "
+                               "('installed', 'util', '1.0'), ('installed', 'util', '2.0'), "
+                               "('install_failed', 'hello', None)]"), out
 
 
 def test_panel_actions_list_an_index_and_refuse_a_bad_install(tmp_path: Path) -> None:
