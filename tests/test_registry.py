@@ -350,39 +350,3 @@ def test_publish_a_project_in_one_step(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = cli("publish", str(tmp_path / "missing"), "--index", str(idx), capsys=capsys)
     assert code == 2 and "not a Python project" in err
 
-
-# ----------------------------------------------------------------------------- magics
-def test_magics_search_with_configured_and_environment_index(index_dir: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from IPython.core.error import UsageError
-    from IPython.testing.globalipapp import start_ipython
-
-    from flx_ipy import PluginManager
-    from flx_ipy.core.manager import _set_default
-
-    build_index(index_dir)
-    ip = start_ipython()
-    pm = PluginManager(entry_points=False, data_root=tmp_path / "data")
-    _set_default(pm)
-    ip.run_line_magic("load_ext", "flx_ipy")
-    try:
-        monkeypatch.setenv("FLX_IPY_INDEX", str(index_dir))
-        ip.run_line_magic("plugin", "search hel")
-        out = capsys.readouterr().out
-        assert "flx-hello" in out and "says hello" in out, out
-        monkeypatch.delenv("FLX_IPY_INDEX")
-        with pytest.raises(UsageError, match="no index given"):
-            ip.run_line_magic("plugin", "search")
-        ip.run_line_magic("config", f"PluginMagics.index = {str(index_dir)!r}")
-        ip.run_line_magic("plugin", "install hello --dry-run")
-        assert capsys.readouterr().out.strip() == "would install flx-hello 1.0.0 from flx_hello-1.0.0-py3-none-any.whl"
-        with pytest.raises(UsageError, match=r"^%plugin install nope: 'nope' is not in the index"):
-            ip.run_line_magic("plugin", "install nope")
-        with pytest.raises(UsageError, match="needs one NAME"):
-            ip.run_line_magic("plugin", "install")
-    finally:
-        ip.run_line_magic("config", "PluginMagics.index = ''")
-        ip.run_line_magic("unload_ext", "flx_ipy")
-        pm.close()
-        _set_default(None)
