@@ -69,7 +69,7 @@ def test_build_reads_wheels_without_running_them(tmp_path: Path, capsys: pytest.
     assert not marker.exists()
 
     data = json.loads((d / "index.json").read_text())
-    (pkg,) = data["packages"]
+    (pkg,) = data["plugins"]
     (v,) = pkg["versions"]
     assert (pkg["name"], pkg["latest"], pkg["plugins"]) == ("flx-boom", "0.1", ["boom"])
     assert pkg["summary"] == "explodes when imported"
@@ -77,6 +77,9 @@ def test_build_reads_wheels_without_running_them(tmp_path: Path, capsys: pytest.
     assert v["entry_points"] == {GROUP: {"boom": "flx_boom:BoomPlugin"}}
     assert v["requires_python"] == ">=3.8" and v["wheel"] == w.name and v["modules"] == ["flx_boom"]
     assert v["signature"] == {"status": "unsigned", "file": None}
+    # the latest version's facts are repeated at the top of the entry
+    assert {k: pkg[k] for k in ("version", "wheel", "sha256", "entry_points", "requires_python", "signature")} == {
+        k: v[k] for k in ("version", "wheel", "sha256", "entry_points", "requires_python", "signature")}
     reasons = {s["file"]: s["reason"] for s in data["skipped"]}
     assert "not a plugin" in reasons["helper_lib-2.0-py3-none-any.whl"]
     assert "not a readable zip" in reasons["broken-1.0-py3-none-any.whl"]
@@ -101,9 +104,9 @@ def test_rebuild_is_byte_identical_and_sorted(tmp_path: Path) -> None:
     build_index(b)
     assert (b / "index.json").read_bytes() == before  # no paths, no times: a function of the wheels
     data = json.loads(before)
-    assert [p["key"] for p in data["packages"]] == ["flx-abc", "flx-hello"]
-    assert [v["version"] for v in data["packages"][1]["versions"]] == ["1.0.0", "1.9.0", "1.10.0"]
-    assert data["packages"][1]["latest"] == "1.10.0"
+    assert [p["key"] for p in data["plugins"]] == ["flx-abc", "flx-hello"]
+    assert [v["version"] for v in data["plugins"][1]["versions"]] == ["1.0.0", "1.9.0", "1.10.0"]
+    assert data["plugins"][1]["latest"] == "1.10.0"
 
 
 def test_a_wheel_carrying_a_signature_is_reported_unverified(tmp_path: Path) -> None:

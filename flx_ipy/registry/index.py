@@ -10,8 +10,9 @@ keys and lists sorted — so rebuilding an unchanged folder writes the same byte
 touch the file at all). Its shape::
 
     {"format": "flx-ipy-index", "format_version": 1,
-     "packages": [{"name": "flx-weather", "key": "flx-weather", "summary": "...",
-                   "latest": "1.2.0", "plugins": ["units", "weather"],
+     "plugins": [{"name": "flx-weather", "key": "flx-weather", "summary": "...",
+                  "latest": "1.2.0", "plugins": ["units", "weather"], <the latest version's
+                  version, wheel, sha256, entry_points, requires_python, signature>,
                    "versions": [{"version": "1.2.0", "wheel": "flx_weather-1.2.0-py3-none-any.whl",
                                  "sha256": "...", "size": 4242, "requires_python": ">=3.10",
                                  "requires_dist": ["flx_ipy"], "entry_points": {...},
@@ -19,10 +20,11 @@ touch the file at all). Its shape::
                                  "signature": {"status": "unsigned", "file": null}, "tags": [...]}]}],
      "skipped": [{"file": "helper-1.0-py3-none-any.whl", "reason": "not a plugin: ..."}]}
 
-Only wheels that declare at least one entry point in group ``flx_ipy.plugins`` are listed: an
-index of *plugins* answers "what can I ``%plugin load``". Other wheels in the folder (helper
-libraries, broken files) are named under ``skipped`` with the reason, so nothing disappears
-silently.
+One entry per distribution (``key``: its normalized name); ``plugins`` inside it are the entry
+point names it provides, the names ``%plugin load`` takes. Only wheels that declare at least one
+entry point in group ``flx_ipy.plugins`` are listed: an index of *plugins* answers "what can I
+``%plugin load``". Other wheels in the folder (helper libraries, broken files) are named under
+``skipped`` with the reason, so nothing disappears silently.
 """
 
 from __future__ import annotations
@@ -88,9 +90,15 @@ def index_data(wheels: Iterable[WheelInfo], skipped: Iterable[dict[str, str]] = 
     for key in sorted(by_key):
         versions = sorted(by_key[key], key=lambda w: (Version(w.version), w.file))
         latest = versions[-1]
+        # the latest version's facts at the top, so a reader that wants only "what is there" needs
+        # no second look; every version (oldest first) under "versions"
+        top = latest.to_dict()
         packages.append({"name": latest.name, "key": key, "summary": latest.summary, "latest": latest.version,
-                         "plugins": latest.plugins, "versions": [w.to_dict() for w in versions]})
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "packages": packages,
+                         "version": latest.version, "plugins": latest.plugins, "wheel": latest.file,
+                         "sha256": latest.sha256, "entry_points": top["entry_points"],
+                         "requires_python": latest.requires_python, "signature": top["signature"],
+                         "versions": [w.to_dict() for w in versions]})
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "plugins": packages,
             "skipped": sorted(skipped, key=lambda s: (s["file"], s["reason"]))}
 
 
@@ -100,13 +108,13 @@ def render(data: dict[str, Any]) -> bytes:
     def dump(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
-    head = {k: v for k, v in sorted(data.items()) if k not in ("packages", "skipped")}
+    head = {k: v for k, v in sorted(data.items()) if k not in ("plugins", "skipped")}
     lines = ["{"] + [f"{dump(k)}:{dump(v)}," for k, v in head.items()]
-    for key in ("packages", "skipped"):
+    for key in ("plugins", "skipped"):
         items = data.get(key, [])
-        lines.append(f"{dump(key)}:[" + ("" if items else "]" + ("," if key == "packages" else "")))
+        lines.append(f"{dump(key)}:[" + ("" if items else "]" + ("," if key == "plugins" else "")))
         for i, item in enumerate(items):
-            end = "" if i < len(items) - 1 else ("]," if key == "packages" else "]")
+            end = "" if i < len(items) - 1 else ("]," if key == "plugins" else "]")
             lines.append(dump(item) + ("," if i < len(items) - 1 else "") + end)
     lines.append("}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -146,7 +154,7 @@ def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
     unchanged is not re-read (its entry is a function of its bytes). Anything odd: start over."""
     try:
         data = json.loads(path.read_bytes())
-        entries = {v["wheel"]: v for p in data["packages"] for v in p["versions"]}
+        entries = {v["wheel"]: v for p in data["plugins"] for v in p["versions"]}
         for v in entries.values():
             WheelInfo.from_dict(v)  # every field this version of flx_ipy writes is there
         return entries if data.get("format_version") == FORMAT_VERSION else {}
@@ -231,9 +239,9 @@ def _parse(loc: str, base: str, raw: bytes, where: str) -> Index:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RegistryError(f"index {where} has format_version {version!r}; this flx_ipy reads "
                             f"{FORMAT_VERSION} — upgrade flx_ipy")
-    packages = data.get("packages")
+    packages = data.get("plugins")
     if not isinstance(packages, list):
-        raise RegistryError(f"index {where}: \"packages\" must be a list")
+        raise RegistryError(f"index {where}: \"plugins\" must be a list")
     good = []
     for p in packages:
         ok = (isinstance(p, dict) and isinstance(p.get("key"), str) and isinstance(p.get("versions"), list)

@@ -12,7 +12,9 @@ def search_rows(packages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for p in packages:
         latest = p["versions"][-1] if p.get("versions") else {}
-        rows.append({"name": p["name"], "latest": p.get("latest", latest.get("version", "")),
+        version = p.get("latest", latest.get("version", ""))
+        rows.append({"name": p["name"], "latest": version, "version": version, "wheel": latest.get("wheel"),
+                     "sha256": latest.get("sha256"),
                      "plugins": list(p.get("plugins", [])), "summary": p.get("summary", ""),
                      "versions": [v["version"] for v in p.get("versions", [])],
                      "requires_python": latest.get("requires_python"),
