@@ -116,9 +116,13 @@ def test_a_wheel_carrying_a_signature_is_reported_unverified(tmp_path: Path) -> 
     make_wheel(d, "flx-signed", "1.0", {"flx_signed/__init__.py": plugin_module("signed", "1.0"),
                                         "flx_signed/flx-ipy.sig": "-----BEGIN SSH SIGNATURE-----\n"},
                entry_points={GROUP: {"signed": "flx_signed:SignedPlugin"}})
+    make_wheel(d, "flx-single", "1.0", {"single.py": plugin_module("single", "1.0"),
+                                        "single.py.flx-ipy.sig": "-----BEGIN SSH SIGNATURE-----\n"},
+               entry_points={GROUP: {"single": "single:SinglePlugin"}})
     build_index(d)
     sigs = {p["key"]: p["versions"][0]["signature"] for p in load_index(d).packages}
     assert sigs["flx-signed"] == {"status": "signed (unverified)", "file": "flx_signed/flx-ipy.sig"}
+    assert sigs["flx-single"] == {"status": "signed (unverified)", "file": "single.py.flx-ipy.sig"}
     assert sigs["flx-hello"]["status"] == "unsigned"
 
 

@@ -9,8 +9,9 @@ Signatures are written by flx_ipy's signing (``flx-ipy sign``) as a signed manif
 the plugin. The index does not verify it (it holds no trust store, and a signature is checked
 where the plugin is loaded, against that user's ``allowed_signers``); it reports whether the wheel
 *carries* one: ``"signed (unverified)"`` with the member's path, or ``"unsigned"``. A member
-counts as a signature when its file name is one of :data:`SIGNATURE_NAMES` or ends with
-:data:`SIGNATURE_SUFFIXES`.
+counts as a signature when its file name is one of :data:`SIGNATURE_NAMES` (``flx-ipy sign``
+writes ``flx-ipy.sig`` inside a package folder) or ends with :data:`SIGNATURE_SUFFIXES` (it writes
+``NAME.py.flx-ipy.sig`` beside a single module).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PLUGIN_GROUP = "flx_ipy.plugins"
 #: file names (any folder of the wheel) that are a plugin's signature, compared case-insensitively
 SIGNATURE_NAMES = ("flx-ipy.sig", "flx_ipy.sig", "flx-ipy-signature", "flx_ipy_signature", "signature.flx-ipy",
                    "flx-ipy.manifest.sig", "flx_ipy_manifest.sig")
-SIGNATURE_SUFFIXES = (".sshsig", ".flx-sig")
+SIGNATURE_SUFFIXES = (".flx-ipy.sig", ".sshsig")  # flx-ipy sign: FOLDER/flx-ipy.sig or FILE.py.flx-ipy.sig
 #: METADATA and entry_points.txt larger than this are not metadata: refuse rather than read them
 _MAX_MEMBER = 4 * 1024 * 1024
 
