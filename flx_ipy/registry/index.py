@@ -32,9 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,17 +201,20 @@ def load_index(location: str | os.PathLike[str], *, timeout: float = 30.0) -> In
     if not loc:
         raise RegistryError("no index given: pass --index URL|PATH", code=2)
     if loc.startswith("file://"):
-        loc = urllib.request.url2pathname(urllib.parse.urlparse(loc).path)
+        loc = urllib.parse.unquote(urllib.parse.urlparse(loc).path)
     if is_url(loc):
+        from urllib.error import HTTPError, URLError  # remote only: urllib.request imports ssl, http
+        from urllib.request import urlopen
+
         url = loc if loc.endswith(".json") else loc.rstrip("/") + "/" + INDEX_FILE
         base = url.rsplit("/", 1)[0] + "/"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
+            with urlopen(url, timeout=timeout) as resp:
                 raw = resp.read()
-        except urllib.error.HTTPError as e:
+        except HTTPError as e:
             hint = f" — is {base} an index folder (`flx-ipy index build`)?" if e.code == 404 else ""
             raise RegistryError(f"index {url}: HTTP {e.code} {e.reason}{hint}") from None
-        except (urllib.error.URLError, OSError) as e:
+        except (URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise RegistryError(f"index {url} cannot be reached: {reason}") from None
         where = url
@@ -241,7 +242,7 @@ def _parse(loc: str, base: str, raw: bytes, where: str) -> Index:
                             f"{FORMAT_VERSION} — upgrade flx_ipy")
     packages = data.get("plugins")
     if not isinstance(packages, list):
-        raise RegistryError(f"index {where}: \"plugins\" must be a list")
+        raise RegistryError(f"index {where}: \"plugins\" must be a list; rebuild it with `flx-ipy index build`")
     good = []
     for p in packages:
         ok = (isinstance(p, dict) and isinstance(p.get("key"), str) and isinstance(p.get("versions"), list)
