@@ -204,6 +204,14 @@ def test_install_into_a_target_then_discover_and_load(index_dir: Path, tmp_path:
     again = run_cli("install", "flx-hello==1.0.0", "--index", str(index_dir), "--target", str(target))
     assert again.returncode == 0 and "already installed" in again.stdout
 
+    # an upgrade into a --target leaves one version there (pip alone keeps the old dist-info)
+    hello_wheel(index_dir, "1.1.0")
+    build_index(index_dir)
+    up = run_cli("install", "hello", "--index", str(index_dir), "--target", str(target))
+    assert up.returncode == 0 and "installed flx-hello 1.1.0 (was 1.0.0)" in up.stdout, up.stdout + up.stderr
+    assert sorted(p.name for p in target.glob("*.dist-info")) == ["flx_hello-1.1.0.dist-info"]
+    assert "'1.1.0'" in (target / "flx_hello" / "__init__.py").read_text()
+
 
 def test_dry_run_and_default_index_from_the_environment(index_dir: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str],

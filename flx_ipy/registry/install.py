@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .index import Index, RegistryError, canonical, resolve
+from .index import Index, RegistryError, canonical, is_url, resolve
 from .wheels import sha256_file
 
 __all__ = ["InstallPlan", "InstallResult", "install", "installed_version", "plan_install"]
@@ -164,8 +164,34 @@ def install(index: Index, spec: str, *, target: str | None = None, dry_run: bool
         if got != plan.sha256:
             raise RegistryError(_mismatch(plan, got))
     output = _run_pip(plan, target, reinstall, pip_args, on_line)
+    if target:
+        _drop_stale_dist_info(target, plan.name, plan.version)
     importlib.invalidate_caches()
     return InstallResult(plan, ok=True, changed=True, output=output)
+
+
+def _drop_stale_dist_info(target: str, name: str, version: str) -> None:
+    """``pip install --target DIR --upgrade`` replaces the package folders but leaves the old
+    version's ``NAME-OLD.dist-info`` beside the new one (pip #8063), so DIR would list two
+    versions and discovery could read the old entry points. Remove the old ones."""
+    import shutil
+
+    from packaging.utils import canonicalize_name
+
+    key = canonicalize_name(name)
+    for d in Path(target).glob("*.dist-info"):
+        dist, _, ver = d.name[:-10].rpartition("-")
+        if canonicalize_name(dist) == key and not _same(ver, version):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _same(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
 
 
 def _mismatch(plan: InstallPlan, got: str | None) -> str:
@@ -176,7 +202,7 @@ def _mismatch(plan: InstallPlan, got: str | None) -> str:
 
 def _run_pip(plan: InstallPlan, target: str | None, reinstall: bool, pip_args: Sequence[str],
              on_line: Callable[[str], None] | None) -> str:
-    url = plan.location if index_is_url(plan.location) else Path(plan.location).resolve().as_uri()
+    url = plan.location if is_url(plan.location) else Path(plan.location).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="flx-ipy-install-") as tmp:
         req = Path(tmp, "requirements.txt")
         req.write_text(f"{plan.name} @ {url} --hash=sha256:{plan.sha256}\n", encoding="utf-8")
@@ -209,6 +235,3 @@ def _run_pip(plan: InstallPlan, target: str | None, reinstall: bool, pip_args: S
         raise RegistryError(f"pip could not install {plan.wheel} (exit {code}): {last}")
     return output
 
-
-def index_is_url(location: str) -> bool:
-    return location.startswith(("http://", "https://"))

@@ -37,6 +37,7 @@ class LiveInstall:
     discoverable: list[str] = field(default_factory=list)  # plugin names pm can load now
     reloaded: list[Any] = field(default_factory=list)  # ReloadResults of loaded plugins moved onto it
     restart_needed: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,12 +55,14 @@ class LiveInstall:
                 text += f" — `%plugin load {not_loaded[0]}` works now, no restart"
         if self.restart_needed:
             text += f" — {self.restart_needed}"
+        for note in self.notes:
+            text += f" — {note}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result.to_dict(), "discoverable": self.discoverable,
                 "reloaded": [r.to_dict() if hasattr(r, "to_dict") else str(r) for r in self.reloaded],
-                "restart_needed": self.restart_needed}
+                "restart_needed": self.restart_needed, "notes": list(self.notes)}
 
 
 def _imported(tops: list[str]) -> list[str]:
@@ -97,14 +100,36 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
     covered: set[str] = set()
     for name, rec in sorted(pm.plugins.items()):
         mod = getattr(getattr(rec, "module", None), "__name__", "")
-        if mod in before:
-            res = pm.reload(name)
-            live.reloaded.append(res)
-            covered.update(getattr(res, "modules", []) or [mod])
+        if mod not in before:
+            continue
+        res = pm.reload(name)
+        live.reloaded.append(res)
+        covered.update(_owned(rec, before))
+        if getattr(res, "ok", False) and not getattr(res, "changed", True):
+            live.notes.append(f"{name} runs {rec.source}, which this install did not change (the new files went "
+                              f"elsewhere on sys.path): `%plugin unload {name}` then `%plugin load {name}`")
     left = [m for m in before if m not in covered]
     if left:
         live.restart_needed = _restart_text(left, plan.installed)
     return live
+
+
+def _owned(rec: Any, modules: list[str]) -> set[str]:
+    """Modules the hot-reload engine swaps for this plugin: its own, and in a package every module
+    of the package folder (as ``lifecycle.plugin_modules`` counts them)."""
+    import os
+
+    own = {getattr(getattr(rec, "module", None), "__name__", "")}
+    if getattr(rec, "cls", None) is not None:
+        own.add(rec.cls.__module__)
+    pkg = getattr(rec, "package_dir", None)
+    if pkg:
+        root = os.path.join(os.path.abspath(pkg), "")
+        for m in modules:
+            f = getattr(sys.modules.get(m), "__file__", None)
+            if isinstance(f, str) and os.path.abspath(f).startswith(root):
+                own.add(m)
+    return own
 
 
 def _publish(pm: Any, kind: str, plugin: str, **details: Any) -> None:

@@ -150,3 +150,41 @@ def test_panel_actions_list_an_index_and_refuse_a_bad_install(tmp_path: Path) ->
         assert not missing["ok"] and "no index.json" in missing["message"]
         out, err = run(kc, "import importlib.util; print(importlib.util.find_spec('flx_hello'))")
         assert out.strip() == "None"
+
+
+def pkg_wheel(folder: Path, version: str, word: str, *, broken: bool = False) -> Path:
+    """A plugin package whose plugin module imports a helper module of the same package."""
+    start = 'raise RuntimeError("broken on purpose")' if broken else "pass"
+    body = (f"    def start(self):\n        {start}\n\n"
+            "    def word(self):\n        from flx_pkg.helper import WORD\n        return WORD\n")
+    return make_wheel(folder, "flx-pkg", version, {
+        "flx_pkg/__init__.py": "",
+        "flx_pkg/helper.py": f"WORD = {word!r}\n",
+        "flx_pkg/plugin.py": "import flx_pkg.helper  # noqa: F401\n" + plugin_module("pkg", version, body=body)},
+        entry_points={"flx_ipy.plugins": {"pkg": "flx_pkg.plugin:PkgPlugin"}})
+
+
+def test_upgrading_a_package_plugin_swaps_its_helpers_and_a_broken_version_rolls_back(tmp_path: Path) -> None:
+    idx, target = tmp_path / "index", tmp_path / "site"
+    idx.mkdir()
+    pkg_wheel(idx, "1.0", "old")
+    build_index(idx)
+    with running_kernel(tmp_path) as (_km, kc):
+        out, err = run(kc, f"%load_ext flx_ipy\n%config PluginMagics.index = {str(idx)!r}\n"
+                           f"%plugin install pkg --target {target}\n%plugin load pkg --start\n"
+                           "p = %plugin get pkg\nprint(p.word())")
+        assert err is None and out.strip().endswith("old"), (out, err)
+        pkg_wheel(idx, "2.0", "new")
+        build_index(idx)
+        out, err = run(kc, f"%plugin install pkg --target {target}\nprint(p.word())")
+        assert err is None, (out, err)
+        assert "reloaded" in out and "restart" not in out and out.strip().endswith("new"), out
+
+        # A new version that fails to start: installed, but the running plugin stays on 2.0.
+        pkg_wheel(idx, "3.0", "newest", broken=True)
+        build_index(idx)
+        out, err = run(kc, f"%plugin install pkg --target {target}")
+        assert err is not None and "installed flx-pkg 3.0 (was 2.0)" in err and "broken on purpose" in err, (out, err)
+        out, err = run(kc, "from flx_ipy import get_manager\nprint(get_manager().plugins['pkg'].version, "
+                           "get_manager().status('pkg'), p.word())")
+        assert out.split() == ["2.0", "running", "new"], (out, err)
