@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     a.add_argument("--replace", action="store_true", help="overwrite a wheel of the same name with other bytes")
     add_json_flag(a)
     a.set_defaults(func=_guard(_index_add))
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+    p.set_defaults(func=_index_no_action)
 
     s = sub.add_parser("search", help="plugins listed by an index",
                        description="List the plugins an index offers whose name, plugin names or summary contain "
@@ -81,6 +81,13 @@ def register(sub: Any) -> None:
                      help="build with the backend installed here (offline) instead of a fresh build env")
     add_json_flag(pub)
     pub.set_defaults(func=_guard(_publish))
+
+
+def _index_no_action(args: argparse.Namespace) -> int:
+    from .output import UsageFailure
+
+    raise UsageFailure("flx-ipy index: say what to do: build DIR, or add WHEEL... --index DIR "
+                       "(see `flx-ipy index --help`)")
 
 
 def _index_build(args: argparse.Namespace) -> int:
