@@ -130,6 +130,8 @@ def test_build_of_a_missing_folder_is_a_usage_error(tmp_path: Path, capsys: pyte
     code, _, err = cli("index", "build", str(tmp_path / "nope"), capsys=capsys)
     assert code == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "nope").exists()
+    code, _, err = cli("index", capsys=capsys)
+    assert code == 2 and err.strip().startswith("flx-ipy index: say what to do") and len(err.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- search / resolve
