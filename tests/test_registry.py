@@ -367,3 +367,32 @@ def test_publish_a_project_in_one_step(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = cli("publish", str(tmp_path / "missing"), "--index", str(idx), capsys=capsys)
     assert code == 2 and "not a Python project" in err
 
+
+
+def test_metadata_and_entry_points_are_read_like_pip_reads_them(tmp_path: Path) -> None:
+    """Header continuation lines, CRLF, a long description that looks like headers, case-sensitive
+    entry point names, comments; a malformed entry_points.txt is a skipped wheel with the line."""
+    from flx_ipy.registry import read_wheel
+
+    meta = ("Metadata-Version: 2.1\r\nName: flx-odd\r\nVersion: 1.0\r\nSummary: first line\r\n  continued\r\n"
+            "Requires-Dist: flx_ipy\r\nRequires-Dist: rich ; extra == 'fancy'\r\n\r\n"
+            "Name: not-a-header\nVersion: 9\n")
+    eps = "# comment\n[flx_ipy.plugins]\nMixedCase = flx_odd:Odd\n\n[console_scripts]\nodd = flx_odd:main\n"
+    w = tmp_path / "flx_odd-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("flx_odd/__init__.py", plugin_module("MixedCase", "1.0"))
+        zf.writestr("flx_odd-1.0.dist-info/METADATA", meta)
+        zf.writestr("flx_odd-1.0.dist-info/entry_points.txt", eps)
+    info = read_wheel(w)
+    assert (info.name, info.version, info.summary) == ("flx-odd", "1.0", "first line continued")
+    assert info.requires_dist == ["flx_ipy", "rich ; extra == 'fancy'"]
+    assert info.entry_points == {GROUP: {"MixedCase": "flx_odd:Odd"}, "console_scripts": {"odd": "flx_odd:main"}}
+    assert info.plugins == ["MixedCase"] and info.modules == ["flx_odd"]
+
+    bad = tmp_path / "idx"
+    bad.mkdir()
+    with zipfile.ZipFile(bad / "flx_bad-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("flx_bad-1.0.dist-info/METADATA", "Name: flx-bad\nVersion: 1.0\n")
+        zf.writestr("flx_bad-1.0.dist-info/entry_points.txt", "flx_bad = flx_bad:Bad\n")
+    (skip,) = build_index(bad).skipped
+    assert "entry_points.txt line 1" in skip["reason"]
