@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class InstallResult:
     changed: bool
     output: str = ""
     dry_run: bool = False
+    pip_seconds: float = 0.0  # wall time of the pip subprocess (most of an install)
 
     def summary(self) -> str:
         if self.dry_run:
@@ -81,7 +83,8 @@ class InstallResult:
         return f"installed {p.name} {p.version}{was}{plugins}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "changed": self.changed, "dry_run": self.dry_run, **self.plan.to_dict()}
+        return {"ok": self.ok, "changed": self.changed, "dry_run": self.dry_run, "pip_seconds": self.pip_seconds,
+                **self.plan.to_dict()}
 
 
 def _search_path(target: str | None) -> list[str]:
@@ -163,11 +166,13 @@ def install(index: Index, spec: str, *, target: str | None = None, dry_run: bool
         got = sha256_file(plan.location)
         if got != plan.sha256:
             raise RegistryError(_mismatch(plan, got))
+    started = time.perf_counter()
     output = _run_pip(plan, target, reinstall, pip_args, on_line)
+    pip_seconds = time.perf_counter() - started
     if target:
         _drop_stale_dist_info(target, plan.name, plan.version)
     importlib.invalidate_caches()
-    return InstallResult(plan, ok=True, changed=True, output=output)
+    return InstallResult(plan, ok=True, changed=True, output=output, pip_seconds=pip_seconds)
 
 
 def _drop_stale_dist_info(target: str, name: str, version: str) -> None:

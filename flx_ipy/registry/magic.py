@@ -42,6 +42,7 @@ def install_command(magics: Any, args: Any) -> Any:
         live = install_live(magics.pm, index, spec, target=args.target, dry_run=args.dry_run)
     except RegistryError as e:
         raise UsageError(f"%plugin install {spec}: {e}") from None
+    magics.last_install = live  # for diagnostics and benchmarks: what the last install did
     if not live.ok:  # installed, but moving the running plugin onto it was rolled back
         raise UsageError(f"%plugin install {spec}: {live.summary()}")
     print(live.summary())
