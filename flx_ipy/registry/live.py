@@ -20,6 +20,7 @@ names — the install itself is complete, the old code simply keeps running unti
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class LiveInstall:
     def summary(self) -> str:
         text = self.result.summary()
         if self.result.dry_run:
-            return text
+            return " — ".join([text, *self.notes, *([self.restart_needed] if self.restart_needed else [])])
         for r in self.reloaded:
             text += f"; {r.summary() if hasattr(r, 'summary') else r}"
         if self.discoverable and self.result.changed:
@@ -73,17 +74,24 @@ def _imported(tops: list[str]) -> list[str]:
 def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None, dry_run: bool = False,
                  reinstall: bool = False, on_line: Callable[[str], None] | None = None) -> LiveInstall:
     """Install ``spec`` into this interpreter's environment and make it loadable by ``pm`` now."""
+    target = os.path.abspath(os.path.expanduser(target)) if target else None
     try:
         plan = plan_install(index, spec, target=target, reinstall=reinstall)
         before = _imported(plan.modules)
+        # loaded plugins running code of this distribution, and the modules each one owns
+        owners = {name: _owned(rec, before) for name, rec in sorted(pm.plugins.items())
+                  if getattr(getattr(rec, "module", None), "__name__", "") in before}
         result = install(index, spec, target=target, dry_run=dry_run, reinstall=reinstall, on_line=on_line)
     except RegistryError as e:
         _publish(pm, "install_failed", spec, index=index.location, error=str(e))
         raise
     live = LiveInstall(result)
+    left = [m for m in before if not any(m in own for own in owners.values())]
     if dry_run:
-        if before and plan.action not in ("none", "install"):
-            live.restart_needed = _restart_text(before, plan.installed)
+        if plan.action not in ("none", "install"):
+            live.notes += [f"would move the running plugin {n} onto it (hot reload, state kept)" for n in owners]
+            if left:
+                live.restart_needed = "after it, " + _restart_text(left, plan.installed)
         return live
     if target and target not in sys.path:
         sys.path.insert(0, target)
@@ -97,18 +105,13 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
                      index=index.location, wheel=plan.wheel, sha256=plan.sha256, target=target)
     if not result.changed or not before:
         return live
-    covered: set[str] = set()
-    for name, rec in sorted(pm.plugins.items()):
-        mod = getattr(getattr(rec, "module", None), "__name__", "")
-        if mod not in before:
-            continue
+    for name in owners:
         res = pm.reload(name)
         live.reloaded.append(res)
-        covered.update(_owned(rec, before))
         if getattr(res, "ok", False) and not getattr(res, "changed", True):
-            live.notes.append(f"{name} runs {rec.source}, which this install did not change (the new files went "
-                              f"elsewhere on sys.path): `%plugin unload {name}` then `%plugin load {name}`")
-    left = [m for m in before if m not in covered]
+            live.notes.append(f"{name} runs {pm.plugins[name].source}, which this install did not change (the "
+                              f"new files went elsewhere on sys.path): `%plugin unload {name}` then "
+                              f"`%plugin load {name}`")
     if left:
         live.restart_needed = _restart_text(left, plan.installed)
     return live
@@ -117,8 +120,6 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
 def _owned(rec: Any, modules: list[str]) -> set[str]:
     """Modules the hot-reload engine swaps for this plugin: its own, and in a package every module
     of the package folder (as ``lifecycle.plugin_modules`` counts them)."""
-    import os
-
     own = {getattr(getattr(rec, "module", None), "__name__", "")}
     if getattr(rec, "cls", None) is not None:
         own.add(rec.cls.__module__)

@@ -74,6 +74,10 @@ def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_p
         # A new version appears in the index; installing it moves the running plugin onto it.
         hello(idx, "1.1.0", "two")
         build_index(idx)
+        out, err = run(kc, f"%plugin install hello --index {idx} --target {target} --dry-run")
+        assert err is None and out.strip() == (f"would upgrade flx-hello 1.1.0 (installed: 1.0.0) into {target} from "
+                                               "flx_hello-1.1.0-py3-none-any.whl — would move the running plugin "
+                                               "hello onto it (hot reload, state kept)"), out
         out, err = run(kc, f"%plugin install hello --index {idx} --target {target}")
         assert err is None, err
         assert "installed flx-hello 1.1.0 (was 1.0.0)" in out and "reloaded" in out, out
