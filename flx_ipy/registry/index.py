@@ -209,7 +209,7 @@ def load_index(location: str | os.PathLike[str], *, timeout: float = 30.0) -> In
         url = loc if loc.endswith(".json") else loc.rstrip("/") + "/" + INDEX_FILE
         base = url.rsplit("/", 1)[0] + "/"
         try:
-            with urlopen(url, timeout=timeout) as resp:
+            with urlopen(url, timeout=timeout, context=_tls_context(url)) as resp:
                 raw = resp.read()
         except HTTPError as e:
             hint = f" — is {base} an index folder (`flx-ipy index build`)?" if e.code == 404 else ""
@@ -227,6 +227,21 @@ def load_index(location: str | os.PathLike[str], *, timeout: float = 30.0) -> In
         raw = f.read_bytes()
         base, where = str(f.resolve().parent), str(f)
     return _parse(loc, base, raw, where)
+
+
+def _tls_context(url: str) -> Any:
+    """For https: the CA bundle pip is told to use (``PIP_CERT``, else ``REQUESTS_CA_BUNDLE``),
+    so a private host that pip can reach is reachable here too; else the system's defaults.
+    Proxies come from ``HTTPS_PROXY``/``NO_PROXY`` as for every urllib request."""
+    if not url.startswith("https://"):
+        return None
+    import ssl
+
+    cafile = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    try:
+        return ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
+    except (OSError, ssl.SSLError):
+        return ssl.create_default_context()
 
 
 def _parse(loc: str, base: str, raw: bytes, where: str) -> Index:
