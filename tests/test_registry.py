@@ -396,3 +396,14 @@ def test_metadata_and_entry_points_are_read_like_pip_reads_them(tmp_path: Path) 
         zf.writestr("flx_bad-1.0.dist-info/entry_points.txt", "flx_bad = flx_bad:Bad\n")
     (skip,) = build_index(bad).skipped
     assert "entry_points.txt line 1" in skip["reason"]
+
+
+def test_the_registry_and_its_verbs_import_nothing_heavy() -> None:
+    """``flx-ipy index build`` needs no IPython, no HTTP client, no pip: checked in a fresh interpreter."""
+    code = ("import sys\nfrom flx_ipy.cli import build_parser\nbuild_parser()\nimport flx_ipy.registry\n"
+            "heavy = [m for m in ('IPython', 'ipywidgets', 'urllib.request', 'pip', 'http.client')\n"
+            "         if m in sys.modules]\n"
+            "print(heavy)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
