@@ -407,3 +407,18 @@ def test_the_registry_and_its_verbs_import_nothing_heavy() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_flx_ipy_new_project_publishes_in_one_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`flx-ipy new` (issue 13's scaffold) → `flx-ipy publish` → the index lists its plugin.
+    Skipped on a branch without the scaffold; runs once both are merged."""
+    pytest.importorskip("flx_ipy.scaffold", reason="flx-ipy new is not on this branch yet")
+    pytest.importorskip("hatchling", reason="offline build needs hatchling (test extra)")
+    code, _, err = cli("new", "greet", "--dir", str(tmp_path), capsys=capsys)
+    assert code == 0, err
+    project = next(p for p in tmp_path.iterdir() if p.is_dir())
+    code, out, err = cli("publish", str(project), "--index", str(tmp_path / "index"), "--no-build-isolation",
+                         "--json", capsys=capsys)
+    assert code == 0, err
+    (pkg,) = load_index(tmp_path / "index").packages
+    assert "greet" in pkg["plugins"] and json.loads(out)["added"] == [pkg["wheel"]]
