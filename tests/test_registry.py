@@ -215,6 +215,20 @@ def test_install_into_a_target_then_discover_and_load(index_dir: Path, tmp_path:
     assert "'1.1.0'" in (target / "flx_hello" / "__init__.py").read_text()
 
 
+def test_the_users_pip_configuration_applies(index_dir: Path, tmp_path: Path) -> None:
+    """pip runs with the user's configuration — here a pip.conf (``PIP_CONFIG_FILE``) saying
+    ``[install] compile = no`` — because flx_ipy never passes ``--isolated``."""
+    build_index(index_dir)
+    compiled, plain = tmp_path / "compiled", tmp_path / "plain"
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[install]\ncompile = no\n")
+    assert run_cli("install", "hello", "--index", str(index_dir), "--target", str(compiled)).returncode == 0
+    assert run_cli("install", "hello", "--index", str(index_dir), "--target", str(plain),
+                   env={"PIP_CONFIG_FILE": str(conf)}).returncode == 0
+    assert (compiled / "flx_hello" / "__pycache__").is_dir()
+    assert (plain / "flx_hello" / "__init__.py").is_file() and not (plain / "flx_hello" / "__pycache__").exists()
+
+
 def test_dry_run_and_default_index_from_the_environment(index_dir: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
