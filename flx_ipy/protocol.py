@@ -248,11 +248,9 @@ def parse_client_message(data: object) -> ClientMessage:
         msg = ActionMsg(kind="action", protocol=str(data["protocol"]), request_id=request_id,
                         action=action, plugin=plugin if isinstance(plugin, str) else None)
         if action in INDEX_ACTIONS:
-            extra = IndexActionMsg(**msg)  # type: ignore[typeddict-item]
-            for key in ("index", "term"):
-                value = data.get(key)
-                extra[key] = value if isinstance(value, str) and value else None  # type: ignore[literal-required]
-            return extra
+            index, term = data.get("index"), data.get("term")
+            return IndexActionMsg(**msg, index=index if isinstance(index, str) and index else None,
+                                  term=term if isinstance(term, str) and term else None)
         return msg
     raise ProtocolError(f"flx_ipy: unknown message kind {kind!r}; expected 'hello' or 'action'")
 
@@ -279,7 +277,7 @@ def reply(request_id: str, action: str, plugin: str | None, ok: bool, message: s
     msg = ReplyMsg(kind="reply", protocol=PROTOCOL_VERSION, request_id=request_id, action=action,
                    plugin=plugin, ok=ok, message=message)
     if data is not None:
-        msg["data"] = data  # type: ignore[typeddict-unknown-key]
+        return IndexReplyMsg(**msg, data=data)
     return msg
 
 

@@ -24,10 +24,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .index import Index, RegistryError
 from .install import InstallResult, install, plan_install
+
+if TYPE_CHECKING:
+    from ..core.manager import PluginManager
+    from ..core.registry import PluginRecord
+    from ..core.types import ReloadResult
 
 __all__ = ["LiveInstall", "install_live"]
 
@@ -36,22 +41,22 @@ __all__ = ["LiveInstall", "install_live"]
 class LiveInstall:
     result: InstallResult
     discoverable: list[str] = field(default_factory=list)  # plugin names pm can load now
-    reloaded: list[Any] = field(default_factory=list)  # ReloadResults of loaded plugins moved onto it
+    reloaded: list[ReloadResult] = field(default_factory=list)  # loaded plugins moved onto it
     restart_needed: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.result.ok and all(getattr(r, "ok", True) for r in self.reloaded)
+        return self.result.ok and all(r.ok for r in self.reloaded)
 
     def summary(self) -> str:
         text = self.result.summary()
         if self.result.dry_run:
             return " — ".join([text, *self.notes, *([self.restart_needed] if self.restart_needed else [])])
         for r in self.reloaded:
-            text += f"; {r.summary() if hasattr(r, 'summary') else r}"
+            text += f"; {r.summary()}"
         if self.discoverable and self.result.changed:
-            not_loaded = [n for n in self.discoverable if n not in {getattr(r, 'plugin', None) for r in self.reloaded}]
+            not_loaded = [n for n in self.discoverable if n not in {r.plugin for r in self.reloaded}]
             if not_loaded:
                 text += f" — `%plugin load {not_loaded[0]}` works now, no restart"
         if self.restart_needed:
@@ -62,7 +67,7 @@ class LiveInstall:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result.to_dict(), "discoverable": self.discoverable,
-                "reloaded": [r.to_dict() if hasattr(r, "to_dict") else str(r) for r in self.reloaded],
+                "reloaded": [r.to_dict() for r in self.reloaded],
                 "restart_needed": self.restart_needed, "notes": list(self.notes)}
 
 
@@ -71,7 +76,7 @@ def _imported(tops: list[str]) -> list[str]:
                   if any(m == t or m.startswith(t + ".") for t in tops) and sys.modules.get(m) is not None)
 
 
-def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None, dry_run: bool = False,
+def install_live(pm: PluginManager, index: Index, spec: str, *, target: str | None = None, dry_run: bool = False,
                  reinstall: bool = False, on_line: Callable[[str], None] | None = None) -> LiveInstall:
     """Install ``spec`` into this interpreter's environment and make it loadable by ``pm`` now."""
     target = os.path.abspath(os.path.expanduser(target)) if target else None
@@ -80,7 +85,7 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
         before = _imported(plan.modules)
         # loaded plugins running code of this distribution, and the modules each one owns
         owners = {name: _owned(rec, before) for name, rec in sorted(pm.plugins.items())
-                  if getattr(getattr(rec, "module", None), "__name__", "") in before}
+                  if rec.module is not None and rec.module.__name__ in before}
         result = install(index, spec, target=target, dry_run=dry_run, reinstall=reinstall, on_line=on_line)
     except RegistryError as e:
         _publish(pm, "install_failed", spec, index=index.location, error=str(e))
@@ -108,7 +113,7 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
     for name in owners:
         res = pm.reload(name)
         live.reloaded.append(res)
-        if getattr(res, "ok", False) and not getattr(res, "changed", True):
+        if res.ok and not res.changed:
             live.notes.append(f"{name} runs {pm.plugins[name].source}, which this install did not change (the "
                               f"new files went elsewhere on sys.path): `%plugin unload {name}` then "
                               f"`%plugin load {name}`")
@@ -117,13 +122,13 @@ def install_live(pm: Any, index: Index, spec: str, *, target: str | None = None,
     return live
 
 
-def _owned(rec: Any, modules: list[str]) -> set[str]:
+def _owned(rec: PluginRecord, modules: list[str]) -> set[str]:
     """Modules the hot-reload engine swaps for this plugin: its own, and in a package every module
     of the package folder (as ``lifecycle.plugin_modules`` counts them)."""
-    own = {getattr(getattr(rec, "module", None), "__name__", "")}
-    if getattr(rec, "cls", None) is not None:
+    own = {rec.module.__name__} if rec.module is not None else set()
+    if rec.cls is not None:
         own.add(rec.cls.__module__)
-    pkg = getattr(rec, "package_dir", None)
+    pkg = rec.package_dir
     if pkg:
         root = os.path.join(os.path.abspath(pkg), "")
         for m in modules:
@@ -133,12 +138,11 @@ def _owned(rec: Any, modules: list[str]) -> set[str]:
     return own
 
 
-def _publish(pm: Any, kind: str, plugin: str, **details: Any) -> None:
+def _publish(pm: PluginManager, kind: str, plugin: str, **details: Any) -> None:
     """An event on the manager's bus (panels' event log, audit): ``installed`` once per plugin
-    the wheel provides, ``install_failed`` with the one-line error."""
-    events = getattr(pm, "events", None)
-    if events is not None:
-        events.publish(kind, plugin, **details)
+    the wheel provides, ``install_failed`` with the one-line error. ``pm.emit`` keeps the order
+    with events an operation has queued (outside the manager's lock it publishes at once)."""
+    pm.emit(kind, plugin, **details)
 
 
 def _restart_text(modules: list[str], old: str | None) -> str:

@@ -5,11 +5,14 @@ an exception — a panel shows the line as it is."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import RegistryError, default_index, load_index, search
 from .live import install_live
 from .table import search_rows
+
+if TYPE_CHECKING:
+    from ..core.manager import PluginManager
 
 __all__ = ["configured_index", "index_action", "offers"]
 
@@ -30,7 +33,7 @@ def offers(index: str | None = None, term: str | None = None) -> list[dict[str, 
     return search_rows(search(load_index(default_index(index, configured_index())), term))
 
 
-def index_action(pm: Any, action: str, *, spec: str | None = None, term: str | None = None,
+def index_action(pm: PluginManager, action: str, *, spec: str | None = None, term: str | None = None,
                  index: str | None = None, progress: Callable[[str], None] | None = None
                  ) -> tuple[bool, str, Any]:
     try:
