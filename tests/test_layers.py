@@ -34,6 +34,8 @@ STACK = [
     "events",
     "settle",
     "discovery",
+    "health_rules",
+    "recovery",
     "registry",
     "lifecycle",
     "transaction",

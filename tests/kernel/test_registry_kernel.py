@@ -111,6 +111,12 @@ def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_p
         assert out.strip() == ("[('installed', 'hello', '1.0.0'), ('installed', 'hello', '1.1.0'), "
                                "('installed', 'util', '1.0'), ('installed', 'util', '2.0'), "
                                "('install_failed', 'hello', None)]"), out
+        # ... and %plugin log (like the panels' event logs) says each in one line
+        out, err = run(kc, "%plugin log -n 40")
+        assert err is None, err
+        assert "hello 1.1.0 installed (from flx-hello, was 1.0.0)" in out, out
+        assert "util 2.0 installed (from flx-util, was 1.0)" in out, out
+        assert "hello install failed: refused flx_hello-1.2.0" in out and "install_failed" not in out, out
 
 
 def test_panel_actions_list_an_index_and_refuse_a_bad_install(tmp_path: Path) -> None:
