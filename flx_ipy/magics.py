@@ -350,7 +350,7 @@ class PluginMagics(Magics):
 
     def _cmd_log(self, args: Any) -> Any:
         details = {n: r.error_detail for n, r in self.pm.plugins.items() if r.error and r.error_detail}
-        return display.event_log(self.pm.history(max(args.n, 1)), verbose=args.verbose, details=details)
+        return display.event_log(self.pm.events.history(max(args.n, 1)), verbose=args.verbose, details=details)
 
     def _cmd_error(self, args: Any) -> None:
         names = args.args or [n for n, r in sorted(self.pm.plugins.items()) if r.error]

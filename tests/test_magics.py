@@ -229,7 +229,7 @@ def test_config_reaches_the_manager(ip: Any, tmp_path: Path) -> None:
     assert ip.pm.health_timeout == 2.5
     for _ in range(10):
         ip.pm.events.publish("tick")
-    assert len(ip.pm.history()) == 7
+    assert len(ip.pm.events.history()) == 7
     folder = tmp_path / "more"
     folder.mkdir()
     run(ip, f"%config PluginMagics.plugin_dirs = [{str(folder)!r}]")

@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import threading
+import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +38,8 @@ class HookCall:
     timeout: float | None = None
     #: run a sync hook in a helper thread so a hang can time out (health checks)
     isolate: bool = False
+    #: where the call's duration is recorded (``metrics.HookMetrics``; None: not timed)
+    metrics: Any = None
 
 
 Steps = Generator[HookCall, Any, T]
@@ -113,6 +116,20 @@ def describe_timeout(call: HookCall) -> HookError:
 
 
 def invoke_sync(call: HookCall, hook_loop: HookLoop) -> Any:
+    sink = call.metrics
+    if sink is None:
+        return _invoke_sync(call, hook_loop)
+    t0 = time.perf_counter()
+    failed = True
+    try:
+        result = _invoke_sync(call, hook_loop)
+        failed = False
+        return result
+    finally:
+        sink.observe(call.plugin, call.hook, time.perf_counter() - t0, failed)
+
+
+def _invoke_sync(call: HookCall, hook_loop: HookLoop) -> Any:
     try:
         if call.isolate and not inspect.iscoroutinefunction(call.fn):
             result = _run_isolated(call.fn, call.args, call.timeout)
@@ -126,6 +143,20 @@ def invoke_sync(call: HookCall, hook_loop: HookLoop) -> Any:
 
 
 async def invoke_async(call: HookCall) -> Any:
+    sink = call.metrics
+    if sink is None:
+        return await _invoke_async(call)
+    t0 = time.perf_counter()
+    failed = True
+    try:
+        result = await _invoke_async(call)
+        failed = False
+        return result
+    finally:
+        sink.observe(call.plugin, call.hook, time.perf_counter() - t0, failed)
+
+
+async def _invoke_async(call: HookCall) -> Any:
     try:
         if call.isolate and not inspect.iscoroutinefunction(call.fn):
             result = await asyncio.wait_for(asyncio.to_thread(call.fn, *call.args), call.timeout)

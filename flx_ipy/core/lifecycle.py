@@ -80,7 +80,8 @@ def _has_hook(obj: Any, name: str) -> bool:
 
 def _call(pm: PluginManager, rec: PluginRecord, hook: str, *args: Any, timeout: Any = "default") -> HookCall:
     fn = getattr(rec.instance, hook)
-    return HookCall(rec.name, hook, fn, args, pm.hook_timeout if timeout == "default" else timeout)
+    return HookCall(rec.name, hook, fn, args, pm.hook_timeout if timeout == "default" else timeout,
+                    metrics=pm.hook_metrics)
 
 
 def module_files(rec: PluginRecord) -> set[str]:
@@ -383,7 +384,8 @@ def health_steps(pm: PluginManager, name: str) -> Steps[HealthStatus]:
     elif not _has_hook(rec.instance, "health_check"):
         result = HealthStatus.healthy("running (no health_check)")
     else:
-        call = HookCall(rec.name, "health_check", rec.instance.health_check, (), pm.health_timeout, isolate=True)
+        call = HookCall(rec.name, "health_check", rec.instance.health_check, (), pm.health_timeout, isolate=True,
+                        metrics=pm.hook_metrics)
         try:
             result = _coerce_health((yield call))
         except HookError as e:

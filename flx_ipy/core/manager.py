@@ -23,9 +23,11 @@ from .discovery import Candidate, Discovery
 from .errors import InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
 from .hooks import HookLoop, Steps, drive_async, drive_sync
+from .metrics import HookMetrics
 from .record import PluginRecord
 from .reload import ReloadResult
-from .types import Event, HealthStatus, LifecycleState, PluginMetadata
+from .revisions import Revision, RevisionLog, rollback_steps
+from .types import HealthStatus, LifecycleState, PluginMetadata
 
 log = logging.getLogger("flx_ipy")
 T = TypeVar("T")
@@ -47,6 +49,8 @@ class PluginManager:
         event_history: int = 500,
         data_root: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        health_gate: bool = False,
+        revisions_kept: int = 10,
     ) -> None:
         self.discovery = Discovery(plugin_dirs=[Path(d) for d in plugin_dirs], entry_points=entry_points)
         self.events = EventBus(history=event_history, clock=clock)
@@ -65,6 +69,11 @@ class PluginManager:
         self._hook_loop = HookLoop()
         self._watcher: Any = None
         self._candidates: list[Candidate] = []
+        #: a reload whose new code reports "unhealthy" is rolled back (Helm's --atomic)
+        self.health_gate = health_gate
+        self.revisions = RevisionLog(keep=revisions_kept)
+        self.hook_metrics = HookMetrics()
+        self.events.subscribe(lambda ev: self.hook_metrics.on_event(self, ev))
 
     # ----------------------------------------------------------------- registry & events
     @property
@@ -108,6 +117,9 @@ class PluginManager:
         subscriber may call the manager. ``now``: publish at once (after what is queued, to keep
         the order) — for "reloading", so a UI shows a slow reload while it runs; a subscriber
         calling a manager operation from that event gets a clear "busy" error instead."""
+        if kind in _REVISION_KINDS and plugin in self._records:
+            reason = "rollback" if plugin in self.revisions.rolling_back else _REVISION_KINDS[kind]
+            details["revision"] = self.revisions.record(self._records[plugin], reason, self.clock()).revision
         if self._owner == threading.get_ident():
             self._pending.append((kind, plugin, details))
             if now:
@@ -370,8 +382,24 @@ class PluginManager:
                 log.exception("flx_ipy: unloading %s during close failed", name)
         self._hook_loop.close()
 
-    def history(self, n: int | None = None) -> list[Event]:
-        return self.events.history(n)
+    # ----------------------------------------------------------------- revisions & metrics
+    def history(self, name: str) -> list[Revision]:
+        """``name``'s revisions, oldest first (the event log is ``pm.events.history(n)``)."""
+        if not isinstance(name, str):
+            raise TypeError("pm.history(name) lists a plugin's revisions; the event log is pm.events.history(n)")
+        return self.revisions.history(name)
+
+    def rollback(self, name: str, to: int | None = None) -> ReloadResult:
+        """Run revision ``to``'s code again (default: the one before the current), as a new
+        revision through the reload transaction; state kept, files on disk untouched."""
+        return self._run(rollback_steps(self, name, to))
+
+    async def arollback(self, name: str, to: int | None = None) -> ReloadResult:
+        return await self._arun(rollback_steps(self, name, to))
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per plugin: hook call counts and durations per hook, reload outcomes and durations."""
+        return dict(sorted(self.hook_metrics.snapshot(also=list(self._records)).items()))
 
     def __repr__(self) -> str:
         states = ", ".join(f"{n}={r.status}" for n, r in self._records.items())
@@ -384,6 +412,9 @@ class PluginManager:
 
         return importlib.import_module("flx_ipy.widgets").mimebundle(self, include, exclude)  # type: ignore[no-any-return]
 
+
+#: events that make a revision, and the revision's reason
+_REVISION_KINDS = {"loaded": "load", "reloaded": "reload"}
 
 _default: PluginManager | None = None
 _default_lock = threading.Lock()

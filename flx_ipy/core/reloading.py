@@ -33,6 +33,7 @@ from .lifecycle import (
 from .loader import digest, source_hashes
 from .record import PluginRecord
 from .reload import CodeSwap, ReloadResult, module_file, read_source
+from .revisions import health_gate_steps, migrate_steps
 from .types import LifecycleState, PluginState
 from .validators import validate_plugin_class
 
@@ -228,6 +229,11 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         if added:
             result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
         rec.instance = new_inst
+        if saved is not None:
+            try:
+                saved = yield from migrate_steps(pm, rec, new_inst, saved)
+            except Exception as e:
+                raise _Abort("migrate_state", e) from e
         try:
             if saved is not None and _has_hook(new_inst, "restore_state"):
                 yield _call(pm, rec, "restore_state", saved)
@@ -244,6 +250,11 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
                 if rec.context is not None:
                     rec.context.end_run()
                 raise _Abort("start", e) from e
+            if pm.health_gate:
+                try:
+                    yield from health_gate_steps(pm, rec)
+                except Exception as e:
+                    raise _Abort("health_check", e) from e
     except BaseException as exc:
         swap.rollback()
         guard.install(gate=False)
