@@ -382,3 +382,28 @@ def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> No
         shell.run_cell("%plugin unload expand_me").raise_error()
     finally:
         shell.run_line_magic("unload_ext", "flx_ipy")
+
+
+# ------------------------------------------------------------------------- revisions and timings
+def test_history_rollback_and_stats_by_magics(ip: Any, counter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(ip, f"%plugin load {counter} --start")
+    write_plugin(counter, plugin_source("counter", "1.1.0", HEALTH))
+    run(ip, "%plugin reload counter")
+    text = repr(ip.run_line_magic("plugin", "history counter"))
+    assert "1.0.0" in text and "1.1.0" in text and "load" in text and "2*" in text
+    capsys.readouterr()
+    run(ip, "%plugin rollback counter")
+    out = capsys.readouterr().out
+    assert "revision 3" in out and "code of revision 1" in out and "unchanged" in out
+    assert ip.pm.plugins["counter"].version == "1.0.0"
+    assert "rollback to 1" in repr(ip.run_line_magic("plugin", "history counter"))
+    with pytest.raises(UsageError, match="no revision 9 is kept"):
+        ip.run_line_magic("plugin", "rollback counter 9")
+    with pytest.raises(UsageError, match="must be a number"):
+        ip.run_line_magic("plugin", "rollback counter two")
+    run(ip, "%plugin health counter")
+    stats = repr(ip.run_line_magic("plugin", "stats"))
+    assert "counter" in stats and "2 ok / 0 rolled back / 0 failed" in stats
+    assert "health_check" in repr(ip.run_line_magic("plugin", "stats counter"))
+    run(ip, "%config PluginMagics.health_gate = True")
+    assert ip.pm.health_gate is True
