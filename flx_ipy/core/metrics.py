@@ -34,9 +34,9 @@ class HookStats:
 
     def to_dict(self) -> dict[str, Any]:
         cum, out = 0, []
-        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
+        for bound, n in zip((*BUCKETS, "+Inf"), self.buckets, strict=True):
             cum += n
-            out.append((bound, cum))
+            out.append((bound, cum))  # cumulative, as Prometheus counts; "+Inf" keeps it JSON-safe
         return {"count": self.count, "errors": self.errors, "total": self.total, "max": self.max,
                 "mean": self.total / self.count if self.count else 0.0, "buckets": out}
 
