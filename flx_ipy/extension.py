@@ -49,6 +49,7 @@ class Extension:
         self.magics: Any = None
         self.bridge: Any = None
         self.poller: Any = None
+        self.loopwatch: Any = None
 
     def load(self) -> Extension:
         from . import magics as magics_mod
@@ -71,7 +72,19 @@ class Extension:
 
             self.poller = HealthPoller(self.pm, self.scheduler, self.magics.health_interval).start()
             self.magics.poller = self.poller
+            self._start_loopwatch()
         return self
+
+    def _start_loopwatch(self) -> None:
+        """Name a plugin that blocks the kernel's loop while no cell runs (``loopwatch.py``)."""
+        loop = self.scheduler.idle_loop()
+        threshold = self.magics.loop_lag_threshold
+        if loop is None or threshold <= 0:
+            return
+        from .loopwatch import LoopWatchdog
+
+        self.loopwatch = LoopWatchdog(self.pm, loop, threshold=threshold,
+                                      busy=lambda: bool(self.scheduler.running)).start()
 
     def _attach_bridge(self) -> None:
         try:
@@ -96,6 +109,9 @@ class Extension:
         if self.poller is not None:
             self.poller.stop()
             self.poller = None
+        if self.loopwatch is not None:
+            self.loopwatch.stop()
+            self.loopwatch = None
         self.scheduler.uninstall()
         if rewrite_awaitable in ip.input_transformers_post:
             ip.input_transformers_post.remove(rewrite_awaitable)

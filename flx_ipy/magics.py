@@ -70,6 +70,9 @@ class PluginMagics(Magics):
                                        "(0: only on request).").tag(config=True)
     health_gate = Bool(False, help="Roll a reload back when the new code's health check says unhealthy "
                                    "within the health timeout (Helm's --atomic).").tag(config=True)
+    loop_lag_threshold = Float(0.1, help="In a kernel, warn (once per offence) naming the plugin whose code "
+                                         "blocked the kernel's event loop longer than this many seconds while "
+                                         "no cell ran (0: off). Read when the extension loads.").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
