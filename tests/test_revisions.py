@@ -238,7 +238,7 @@ def test_metrics_count_hooks_and_reloads(pm: PluginManager, counter: Path) -> No
     assert hooks["start"]["count"] == 4  # load start, v2 start, v3 start (raised), v2 restart
     assert hooks["start"]["errors"] == 1
     assert hooks["health_check"]["count"] == 1 and hooks["health_check"]["max"] > 0
-    assert hooks["start"]["buckets"][-1] == ("+Inf", 4)
+    assert hooks["start"]["buckets"][-1] == ("+Inf", 4) and len(hooks["start"]["buckets"]) == 7
     r = m["reloads"]
     assert (r["count"], r["ok"], r["rolled_back"], r["failed"]) == (2, 1, 1, 0)
     assert r["max_duration"] >= r["mean_duration"] > 0

@@ -121,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
         if args.watch:
             pm.watch()
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+            # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+            # without it every kept-alive response waits ~40 ms for a delayed ACK (Nagle)
+            sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM,
+                                 socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((args.host, args.port))
         except OSError as e:
