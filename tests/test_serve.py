@@ -80,7 +80,7 @@ def start_server(tmp_path: Path, *extra: str, token: bool = True) -> Served:
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line.rstrip("\n"))
-        if line.startswith("token:"):
+        if line.startswith("serving ("):
             break
     else:
         raise AssertionError(f"serve exited: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}")

@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.targets and not args.entry_points:
         raise CliError("serve: give plugin folders, files or names, or --entry-points", code=2)
+    # from here on SIGTERM/Ctrl-C mean "shut down cleanly", even before uvicorn listens for them
+    stop_asked: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop_asked.append(signum))
     pm = PluginManager(entry_points=args.entry_points, health_timeout=args.health_timeout,
                        health_gate=args.health_gate)
     try:
@@ -127,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
                                  socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((args.host, args.port))
+            sock.listen(128)  # connections made after the URL is printed wait in the backlog
         except OSError as e:
             raise CliError(f"serve: cannot listen on {args.host}:{args.port}: {e.strerror}") from None
         application = make_app(pm, token=args.token, health_interval=args.health_interval)
@@ -140,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name} {rec.version} {rec.status}" + (f" — {rec.error}" if rec.error else ""), flush=True)
         if args.watch:
             print(f"watching: {', '.join(pm.watched_paths)}", flush=True)
-        _serve(uvicorn, application, sock)
+        print("serving (SIGTERM or Ctrl-C stops the plugins, dependants first)", flush=True)
+        if not stop_asked:
+            _serve(uvicorn, application, sock, stop_asked)
     finally:
         order = _shutdown(pm)
         if order:
@@ -148,19 +155,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(uvicorn: Any, application: Any, sock: socket.socket) -> None:
+def _serve(uvicorn: Any, application: Any, sock: socket.socket, stop_asked: list[int]) -> None:
     class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
         def handle_exit(self, sig: int, frame: Any) -> None:
             application.state.closing = True  # event streams end now, not at the grace timeout
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if stop_asked:  # a signal came between our handler and uvicorn's
+                self.should_exit = True
+
     config = uvicorn.Config(application, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
                             access_log=False)
     server = Server(config)
-    # uvicorn re-raises a captured SIGTERM/SIGINT after serving with the handlers it found; make
-    # those harmless so the plugins are stopped below and the exit code is 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+    # uvicorn re-raises a captured SIGTERM/SIGINT after serving, with the handlers it found: ours
+    # (recording it), so the plugins are stopped afterwards and the exit code is 0
     server.run(sockets=[sock])
 
 
