@@ -74,5 +74,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     _unload(ipython)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The Jupyter server extension (``flx_ipy.serverext``), imported only by jupyter_server."""
+    from .serverext import FlxIpyServerExtension
+
+    return [{"module": "flx_ipy.serverext", "app": FlxIpyServerExtension}]
+
+
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "flx_ipy-labextension"}]

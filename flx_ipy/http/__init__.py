@@ -19,6 +19,7 @@ prometheus_client. The endpoints (DESIGN.md, "Serving and monitoring"):
 
 from __future__ import annotations
 
-from .app import app, readiness
+from ..snapshot import readiness
+from .app import app
 
 __all__ = ["app", "readiness"]

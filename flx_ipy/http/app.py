@@ -27,52 +27,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from ..core.errors import FlxError, InvalidStateError, PluginNotFoundError
+from ..snapshot import plugin_view, readyz_text
 
 log = logging.getLogger("flx_ipy")
 
 ACTIONS = ("start", "stop", "reload", "rollback")
 TOKEN_ENV = "FLX_IPY_TOKEN"
-
-
-# ---------------------------------------------------------------------------- views
-def _signature(rec: Any) -> Any:
-    sig = getattr(rec, "signature", None)
-    if sig is None:
-        return None
-    if hasattr(sig, "to_dict"):
-        return sig.to_dict()
-    return {"status": str(getattr(sig, "status", sig)), "signer": getattr(sig, "signer", None)}
-
-
-def plugin_view(pm: Any, rec: Any) -> dict[str, Any]:
-    current = pm.revisions.current(rec.name)
-    health = rec.health
-    return {
-        "name": rec.name, "version": rec.version, "status": str(rec.status),
-        "health": {"status": str(health.status), "message": health.message} if health is not None else None,
-        "isolated": bool(getattr(rec, "isolated", False)), "signature": _signature(rec),
-        "error": rec.error, "revision": current.revision if current else None,
-        "reload_count": rec.reload_count, "source": rec.source,
-        "requires": [str(r) for r in rec.metadata.requires],
-        "last_reload": rec.last_reload.to_dict() if rec.last_reload else None,
-    }
-
-
-def readiness(pm: Any) -> tuple[bool, list[tuple[str, bool, str]]]:
-    """``(ready, [(plugin, ok, reason)])``: every plugin that runs or was started (and not
-    stopped on purpose) must be running (or in a reload) and not unhealthy."""
-    checks = []
-    for name, rec in sorted(pm.plugins.items()):
-        status = str(rec.status)
-        if not rec.want_running and status not in ("running", "reloading", "failed"):
-            continue  # loaded but never started, or stopped on purpose
-        if status not in ("running", "reloading"):
-            checks.append((name, False, f"{status}" + (f": {rec.error}" if rec.error else "")))
-        elif rec.health is not None and str(rec.health.status) == "unhealthy":
-            checks.append((name, False, f"unhealthy: {rec.health.message}"))
-        else:
-            checks.append((name, True, "ok"))
-    return all(ok for _, ok, _ in checks), checks
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -130,18 +90,8 @@ def app(manager: Any, *, token: str | None = None, health_interval: float = 1.0,
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        ready, checks = readiness(pm)
-        verbose = "verbose" in request.query_params
-        lines = []
-        for name, ok, reason in checks:
-            if ok and verbose:
-                lines.append(f"[+]plugin:{name} ok")
-            elif not ok:
-                lines.append(f"[-]plugin:{name} failed: {reason}")
-        if ready and not verbose:
-            return PlainTextResponse("ok\n")
-        lines.append("readyz check passed" if ready else "readyz check failed")
-        return PlainTextResponse("\n".join(lines) + "\n", status_code=200 if ready else 503)
+        status, text = readyz_text(pm, "verbose" in request.query_params)
+        return PlainTextResponse(text, status_code=status)
 
     async def plugins(request: Request) -> Response:
         return JSONResponse([plugin_view(pm, rec) for _, rec in sorted(pm.plugins.items())])
