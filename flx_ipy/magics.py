@@ -382,8 +382,8 @@ class PluginMagics(Magics):
         if not result.ok:
             raise UsageError(f"{result.summary()}; `%plugin error {names[0]}` for the traceback")
         rev = self.pm.revisions.current(names[0])
-        print(f"{result.summary()} — {names[0]} {rev.version} is revision {rev.revision} "
-              f"(code of revision {rev.rollback_of}); the files on disk are unchanged")
+        print(f"{names[0]}: rolled back in {result.duration * 1000:.1f} ms — {names[0]} {rev.version} is revision "
+              f"{rev.revision} (the code of revision {rev.rollback_of}); the files on disk are unchanged")
 
     def _cmd_stats(self, args: Any) -> Any:
         from .opsview import hook_table, stats_table

@@ -394,7 +394,7 @@ def test_history_rollback_and_stats_by_magics(ip: Any, counter: Path, capsys: py
     capsys.readouterr()
     run(ip, "%plugin rollback counter")
     out = capsys.readouterr().out
-    assert "revision 3" in out and "code of revision 1" in out and "unchanged" in out
+    assert "rolled back in" in out and "revision 3" in out and "code of revision 1" in out and "unchanged" in out
     assert ip.pm.plugins["counter"].version == "1.0.0"
     assert "rollback to 1" in repr(ip.run_line_magic("plugin", "history counter"))
     with pytest.raises(UsageError, match="no revision 9 is kept"):
