@@ -243,3 +243,25 @@ def test_metrics_count_hooks_and_reloads(pm: PluginManager, counter: Path) -> No
     assert (r["count"], r["ok"], r["rolled_back"], r["failed"]) == (2, 1, 1, 0)
     assert r["max_duration"] >= r["mean_duration"] > 0
     assert m["slowest_hook"] in hooks
+
+
+def test_revisions_and_metrics_import_no_framework(tmp_path: Path) -> None:
+    """The operations side of the core stays a plain library: no HTTP framework, IPython or
+    Jupyter server is imported by revisions, rollback or metrics (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flx_ipy\n"
+        "from flx_ipy import PluginManager\n"
+        "import flx_ipy.snapshot, flx_ipy.loopwatch\n"
+        "pm = PluginManager(entry_points=False, health_gate=True)\n"
+        "pm.metrics(); flx_ipy.snapshot.kernel_snapshot()\n"
+        "bad = [m for m in ('starlette', 'uvicorn', 'prometheus_client', 'tornado', 'jupyter_server', 'IPython',"
+        " 'ipywidgets', 'comm', 'httpx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert r.returncode == 0, r.stderr
