@@ -57,6 +57,9 @@ def test_rollback_runs_old_code_keeps_state_and_leaves_files_alone(pm: PluginMan
     assert counter.read_bytes() == on_disk
     last = pm.history("counter")[-1]
     assert (last.revision, last.reason, last.rollback_of, last.version) == (3, "rollback", 1, "1.0.0")
+    ev = pm.events.history(kinds=["reloaded"])[-1]  # what an audit log or a UI sees
+    assert (ev.details["reason"], ev.details["revision"], ev.details["rollback_of"]) == ("rollback", 3, 1)
+    assert ev.details["code_sha256"] == last.code_sha256
     # the next save of the file reloads from disk as usual
     write(counter, "v3", "1.2.0")
     assert pm.apply_changes([counter])[0].ok and p.inc() == "v3"

@@ -119,7 +119,10 @@ class PluginManager:
         calling a manager operation from that event gets a clear "busy" error instead."""
         if kind in _REVISION_KINDS and plugin in self._records:
             reason = "rollback" if plugin in self.revisions.rolling_back else _REVISION_KINDS[kind]
-            details["revision"] = self.revisions.record(self._records[plugin], reason, self.clock()).revision
+            rev = self.revisions.record(self._records[plugin], reason, self.clock())
+            details.update(revision=rev.revision, reason=reason, code_sha256=rev.code_sha256)
+            if rev.rollback_of is not None:
+                details["rollback_of"] = rev.rollback_of
         if self._owner == threading.get_ident():
             self._pending.append((kind, plugin, details))
             if now:
