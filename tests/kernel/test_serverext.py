@@ -51,7 +51,10 @@ class Server:
         kc = jupyter_client.BlockingKernelClient(connection_file=str(cf))
         kc.load_connection_file()
         kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+        # not wait_for_ready(): its heartbeat check calls a slow (loaded) machine's kernel dead
+        msg_id = kc.kernel_info()
+        while kc.get_shell_msg(timeout=60)["parent_header"].get("msg_id") != msg_id:
+            pass
         return kc
 
 
