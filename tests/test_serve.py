@@ -265,3 +265,34 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     helptext = subprocess.run([sys.executable, "-m", "flx_ipy", "serve", "--help"], capture_output=True, text=True,
                               env=env, timeout=60).stdout
     assert "entry point" in helptext and "folder" in helptext and "--watch" in helptext
+
+
+def test_grpc_health_one_service_per_plugin(tmp_path: Path) -> None:
+    grpc = pytest.importorskip("grpc")
+    health_pb2 = pytest.importorskip("grpc_health.v1.health_pb2")
+    from grpc_health.v1 import health_pb2_grpc
+
+    s = start_server(tmp_path, "--grpc-port", "0")
+    try:
+        line = next(ln for ln in s.lines if ln.startswith("grpc health: "))
+        target = line.split()[-1]
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+
+            def status(service: str) -> int:
+                return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+            serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+            wait_for(lambda: status("") == serving, timeout=10)
+            assert status("app") == serving and status("base") == serving
+            s.flag.write_text("x")
+            wait_for(lambda: status("app") == not_serving, timeout=10)
+            assert status("") == not_serving and status("base") == serving
+            with pytest.raises(grpc.RpcError) as err:
+                status("nope")
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            s.flag.unlink()
+            wait_for(lambda: status("") == serving, timeout=10)
+    finally:
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(15) == 0

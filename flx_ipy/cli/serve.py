@@ -47,6 +47,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--health-timeout", type=float, default=5.0, help="seconds a health check may take")
     p.add_argument("--health-gate", action="store_true",
                    help="roll a reload back when the new code's health check says unhealthy")
+    p.add_argument("--grpc-port", type=int, default=None, metavar="N",
+                   help="also serve grpc.health.v1 on this port (one service per plugin; extra flx_ipy[grpc])")
     p.add_argument("--no-start", action="store_true", help="load the plugins but do not start them")
     p.set_defaults(func=run)
 
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise CliError(f"serve: cannot listen on {args.host}:{args.port}: {e.strerror}") from None
         application = make_app(pm, token=args.token, health_interval=args.health_interval)
+        grpc_service = _grpc(pm, args) if args.grpc_port is not None else None
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"flx-ipy serve: http://{shown}:{port}", flush=True)
@@ -145,14 +148,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name} {rec.version} {rec.status}" + (f" — {rec.error}" if rec.error else ""), flush=True)
         if args.watch:
             print(f"watching: {', '.join(pm.watched_paths)}", flush=True)
+        if grpc_service is not None:
+            print(f"grpc health: {shown}:{grpc_service.port}", flush=True)
         print("serving (SIGTERM or Ctrl-C stops the plugins, dependants first)", flush=True)
-        if not stop_asked:
-            _serve(uvicorn, application, sock, stop_asked)
+        try:
+            if not stop_asked:
+                _serve(uvicorn, application, sock, stop_asked)
+        finally:
+            if grpc_service is not None:
+                grpc_service.stop()
     finally:
         order = _shutdown(pm)
         if order:
             print(f"flx-ipy serve: stopped {', '.join(order)}", file=sys.stderr, flush=True)
     return 0
+
+
+def _grpc(pm: Any, args: argparse.Namespace) -> Any:
+    try:
+        from ..grpc_health import PluginHealthService
+
+        return PluginHealthService(pm, args.host, args.grpc_port).start()
+    except ImportError as e:
+        raise CliError(f"--grpc-port needs the grpc extra: pip install 'flx_ipy[grpc]' ({e.name} is missing)") from None
+    except (OSError, RuntimeError) as e:
+        raise CliError(f"serve: gRPC health: {e}") from None
 
 
 def _serve(uvicorn: Any, application: Any, sock: socket.socket, stop_asked: list[int]) -> None:
