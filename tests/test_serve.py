@@ -296,3 +296,32 @@ def test_grpc_health_one_service_per_plugin(tmp_path: Path) -> None:
     finally:
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(15) == 0
+
+
+def test_serves_entry_point_plugins_by_name_and_all(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    dist = site / "flx_ep_demo-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flx-ep-demo\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[flx_ipy.plugins]\nepone = flx_ep_one:One\neptwo = flx_ep_two:Two\n")
+    write_plugin(site / "flx_ep_one.py", plugin_source("epone", "1.0.0", cls="One"))
+    write_plugin(site / "flx_ep_two.py", plugin_source("eptwo", "2.0.0", cls="Two"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    for args, expected in ((["epone"], ["epone"]), (["--entry-points"], ["epone", "eptwo"])):
+        proc = subprocess.Popen([sys.executable, "-m", "flx_ipy", "serve", *args, "--port", "0"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        try:
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                if line.startswith("serving ("):
+                    break
+            else:
+                raise AssertionError(proc.stderr.read() if proc.stderr else "serve exited")
+            with httpx.Client(base_url=lines[0].split()[-1], timeout=10) as c:
+                names = [p["name"] for p in c.get("/api/plugins").json()]
+                assert [n for n in names if n.startswith("ep")] == expected
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0

@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
     stop_asked: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop_asked.append(signum))
-    pm = PluginManager(entry_points=args.entry_points, health_timeout=args.health_timeout,
+    # entry points are always listed (a NAME target is resolved through them); --entry-points
+    # decides whether every one of them is loaded
+    pm = PluginManager(entry_points=True, health_timeout=args.health_timeout,
                        health_gate=args.health_gate)
     try:
         names = _load_all(pm, args.targets, args.entry_points)
