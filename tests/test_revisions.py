@@ -268,3 +268,30 @@ def test_revisions_and_metrics_import_no_framework(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_health_gate_counts_a_hanging_check_as_unhealthy(plugin_dir: Path) -> None:
+    pm = PluginManager(entry_points=False, health_gate=True, health_timeout=0.2)
+    try:
+        path = plugin_dir / "counter.py"
+        write(path, "v1")
+        pm.load(str(path), start=True)
+        write(path, "v2", extra="""
+    def health_check(self):
+        import time
+        time.sleep(2)
+""")
+        res = pm.reload("counter")
+        assert not res.ok and res.rolled_back and "timed out" in res.error
+        assert pm.get("counter").inc() == "v1"
+    finally:
+        pm.close()
+
+
+def test_awaitable_rollback(pm: PluginManager, counter: Path) -> None:
+    import asyncio
+
+    write(counter, "v2", "1.1.0")
+    pm.reload("counter")
+    res = asyncio.run(pm.arollback("counter", to=1))
+    assert res.ok and pm.get("counter").inc() == "v1" and pm.history("counter")[-1].reason == "rollback"

@@ -75,6 +75,7 @@ def app(manager: Any, *, token: str | None = None, health_interval: float = 1.0,
     secret = token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
     expected = secret.encode()
     refresher = HealthRefresher(pm, health_interval)
+    collectors: dict[str, Any] = {}  # the Prometheus registry, made at the first scrape
 
     def authorized(request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -200,7 +201,6 @@ def app(manager: Any, *, token: str | None = None, health_interval: float = 1.0,
     state.manager = pm
     state.closing = False
     state.refresher = refresher
-    collectors: dict[str, Any] = {}
     return application
 
 
