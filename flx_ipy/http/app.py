@@ -49,7 +49,7 @@ class HealthRefresher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.interval > 0 and self._thread is None:
+        if self.interval > 0 and self._thread is None and not self._stop.is_set():
             self._thread = threading.Thread(target=self._run, name="flx_ipy-http-health", daemon=True)
             self._thread.start()
 
@@ -91,10 +91,12 @@ def app(manager: Any, *, token: str | None = None, health_interval: float = 1.0,
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
+        refresher.start()  # mounted in another app, our lifespan never runs: start on first use
         status, text = readyz_text(pm, "verbose" in request.query_params)
         return PlainTextResponse(text, status_code=status)
 
     async def plugins(request: Request) -> Response:
+        refresher.start()
         return JSONResponse([plugin_view(pm, rec) for _, rec in sorted(pm.plugins.items())])
 
     async def plugin(request: Request) -> Response:
