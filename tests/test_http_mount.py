@@ -65,3 +65,27 @@ def test_mounted_app_serves_under_its_prefix(mounted: tuple[str, PluginManager, 
         r = c.post("/plugins/api/plugins/mounted/stop", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and pm.status("mounted") == "stopped"
         assert c.get("/plugins/readyz").status_code == 200  # stopped on purpose
+
+
+def test_event_stream_replays_and_resumes_after_last_event_id(mounted: tuple[str, PluginManager, str]) -> None:
+    import json
+
+    url, pm, _token = mounted
+    seqs = [e.seq for e in pm.events.history()]
+    assert len(seqs) >= 3
+
+    def first_events(headers: dict[str, str], query: str, n: int) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        with httpx.Client(base_url=url, timeout=10) as c, c.stream("GET", "/plugins/api/events" + query,
+                                                                    headers=headers) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    out.append(json.loads(line[6:]))
+                    if len(out) == n:
+                        return out
+        return out
+
+    replayed = first_events({}, "?replay=1", len(seqs))
+    assert [e["seq"] for e in replayed] == seqs
+    resumed = first_events({"Last-Event-ID": str(seqs[-2])}, "", 1)
+    assert [e["seq"] for e in resumed] == [seqs[-1]]

@@ -162,20 +162,34 @@ def app(manager: Any, *, token: str | None = None, health_interval: float = 1.0,
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(_offer, queue, ev)
 
-        replay = request.query_params.get("replay") not in (None, "", "0", "false")
-        unsubscribe = pm.subscribe(push, replay=replay)
+        # ?replay=1: the kept history first; a reconnecting EventSource sends Last-Event-ID and
+        # gets what it missed (if still kept). Live events queue from now on; seq dedupes.
+        since: int | None = -1 if request.query_params.get("replay") not in (None, "", "0", "false") else None
+        with contextlib.suppress(TypeError, ValueError):
+            since = int(request.headers.get("last-event-id", ""))
+        unsubscribe = pm.subscribe(push)
+        backlog = [e for e in pm.events.history() if e.seq > since] if since is not None else []
+
+        def frame(ev: Any) -> bytes:
+            data = json.dumps({"kind": ev.kind, "plugin": ev.plugin, "time": ev.time, "seq": ev.seq,
+                               "details": ev.details}, default=str)
+            return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {data}\n\n".encode()
 
         async def stream() -> AsyncIterator[bytes]:
+            sent = 0
             try:
                 yield b": flx-ipy events\n\n"
+                for ev in backlog:
+                    sent = ev.seq
+                    yield frame(ev)
                 while not state.closing:
                     try:
                         ev = await asyncio.wait_for(queue.get(), 0.5)
                     except asyncio.TimeoutError:
                         continue
-                    data = json.dumps({"kind": ev.kind, "plugin": ev.plugin, "time": ev.time, "seq": ev.seq,
-                                       "details": ev.details}, default=str)
-                    yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {data}\n\n".encode()
+                    if ev.seq > sent:
+                        sent = ev.seq
+                        yield frame(ev)
             finally:
                 unsubscribe()
 
