@@ -89,13 +89,12 @@ class LoopWatchdog:
     def _report(self, lag: float, sent: float) -> None:
         frame = sys._current_frames().get(self._loop_thread) if self._loop_thread is not None else None
         found = plugin_at(self.pm, frame)
-        offence: dict[str, Any] = {"_t0": sent, "plugin": found[0] if found else None,
-                                   "where": found[1] if found else None, "blocked_for": lag}
-        self._current = offence  # one report per offence, plugin or not
         if found is None:
-            return
-        self.offences.append(offence)
+            return  # not a plugin's code (yet): look again at the next tick of this offence
         plugin, where = found
+        offence: dict[str, Any] = {"_t0": sent, "plugin": plugin, "where": where, "blocked_for": lag}
+        self._current = offence  # one report per offence
+        self.offences.append(offence)
         log.warning("flx_ipy: plugin %s blocked the kernel's event loop for over %.0f ms, at %s "
                     "(use `async` I/O or run blocking work in a thread)", plugin, lag * 1000, where)
         self.pm.events.publish("loop_blocked", plugin, where=where, blocked_for=lag, threshold=self.threshold)

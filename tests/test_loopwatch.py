@@ -62,6 +62,7 @@ def test_blocking_plugin_code_is_named_once_per_offence(pm: PluginManager, plugi
         assert dog.offences[0]["duration"] >= 0.3
         _run_on(loop, time.sleep, 0.3).wait(5)  # not a plugin's code: not reported
         wait_for(lambda: dog._sent is None or time.monotonic() - dog._sent < 0.05, timeout=5)
+        assert len(dog.offences) == 1
         _run_on(loop, pm.get("slowpoke").block, 0.25).wait(5)  # a second offence: a second report
         wait_for(lambda: len(pm.events.history(kinds=["loop_blocked"])) == 2, timeout=5)
     finally:
