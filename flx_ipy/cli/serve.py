@@ -178,7 +178,7 @@ def _grpc(pm: Any, args: argparse.Namespace) -> Any:
 
 
 def _serve(uvicorn: Any, application: Any, sock: socket.socket, stop_asked: list[int]) -> None:
-    class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+    class Server(uvicorn.Server):  # type: ignore[misc]
         def handle_exit(self, sig: int, frame: Any) -> None:
             application.state.closing = True  # event streams end now, not at the grace timeout
             super().handle_exit(sig, frame)
@@ -198,10 +198,8 @@ def _serve(uvicorn: Any, application: Any, sock: socket.socket, stop_asked: list
 
 def _shutdown(pm: Any) -> list[str]:
     """Stop every running plugin, dependants before their dependencies; then unload all."""
-    from ..core.lifecycle import shutdown_order
-
     stopped = []
-    for name in shutdown_order(pm):
+    for name in pm.registry.shutdown_order():
         rec = pm.plugins.get(name)
         if rec is not None and str(rec.status) == "running":
             try:

@@ -1,4 +1,5 @@
-"""Per-plugin timings, taken at the one gateway every hook call passes (``hooks.invoke_*``).
+"""Per-plugin timings, taken where every hook call passes: the manager hands each ``HookCall``
+to its runner (``pm.hooks``, in-process or a worker) through ``HookMetrics.timed``.
 
 What VS Code's "Running Extensions" and Home Assistant show — which plugin is slow, in which
 hook — needs only counts, totals, maxima and a latency histogram per hook, and reload outcomes
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
 
-if TYPE_CHECKING:
-    from .types import Event
+from .steps import HookCall
+from .types import Event
 
 #: histogram bucket upper bounds in seconds: one per decade from 100 µs (most hooks of an
 #: in-process plugin finish in microseconds) to 10 s. Few buckets on purpose: every bucket is a
@@ -79,6 +82,27 @@ class HookMetrics:
         if failed:
             st.errors += 1
 
+    def timed(self, invoke: Callable[[HookCall], Any], call: HookCall) -> Any:
+        """``invoke(call)``, timed: two clock reads and one ``observe`` around the runner."""
+        t0 = perf_counter()
+        try:
+            result = invoke(call)
+        except BaseException:
+            self.observe(call.plugin, call.hook, perf_counter() - t0, True)
+            raise
+        self.observe(call.plugin, call.hook, perf_counter() - t0, False)
+        return result
+
+    async def atimed(self, ainvoke: Callable[[HookCall], Awaitable[Any]], call: HookCall) -> Any:
+        t0 = perf_counter()
+        try:
+            result = await ainvoke(call)
+        except BaseException:
+            self.observe(call.plugin, call.hook, perf_counter() - t0, True)
+            raise
+        self.observe(call.plugin, call.hook, perf_counter() - t0, False)
+        return result
+
     def observe_reload(self, plugin: str, outcome: str, seconds: float) -> None:
         with self._lock:
             st = self._reloads.get(plugin)
@@ -89,12 +113,12 @@ class HookMetrics:
             st.max = max(st.max, seconds)
             st.last = seconds
 
-    def on_event(self, pm: Any, ev: Event) -> None:
+    def on_event(self, registry: Any, ev: Event) -> None:
         """Reload outcomes come from the manager's events (no cost inside the transaction)."""
         if ev.kind == "reloaded":
             self.observe_reload(ev.plugin or "?", "ok", float(ev.details.get("duration") or 0.0))
         elif ev.kind == "reload_failed":
-            rec = pm._records.get(ev.plugin)
+            rec = registry.get(ev.plugin)
             last = getattr(rec, "last_reload", None)
             outcome = "rolled_back" if ev.details.get("rolled_back") else "failed"
             self.observe_reload(ev.plugin or "?", outcome, float(getattr(last, "duration", 0.0) or 0.0))

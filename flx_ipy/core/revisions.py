@@ -23,16 +23,14 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import FlxError, PluginNotFoundError
-from .hooks import HookCall, Steps
+from .files import sources
+from .lifecycle import Host, has_hook, health_steps, hook_call
+from .registry import PluginRecord
+from .steps import Steps
 from .types import Health, PluginState
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
-    from .record import PluginRecord
-    from .reload import ReloadResult
 
 REASONS = ("load", "reload", "rollback")
 
@@ -94,8 +92,6 @@ class RevisionLog:
         self.rolling_back: dict[str, int] = {}
 
     def record(self, rec: PluginRecord, reason: str, now: float) -> Revision:
-        from .loader import sources
-
         code = {p: sources[p] for p in sorted(rec.files) if p in sources}
         if not code and rec.source and os.path.isfile(rec.source):
             try:
@@ -142,36 +138,13 @@ class RevisionLog:
         raise FlxError(f"{name}: no revision {want} is kept (kept: {kept}); see `%plugin history {name}`")
 
 
-def rollback_steps(pm: PluginManager, name: str, to: int | str | None) -> Steps[ReloadResult]:
-    """Run revision ``to``'s code again through the reload transaction, as a new revision.
-    The files on disk are not touched: the next save of a file reloads from it as usual."""
-    from .reloading import reload_steps
-
-    rec = pm.record(name)
-    target = pm.revisions.pick(name, to)  # raises before anything changes
-    failed_before = dict(rec.failed_hashes)
-    pm.revisions.rolling_back[name] = target.revision
-    try:
-        result = yield from reload_steps(pm, name, force=True, new_sources=dict(target.code))
-    finally:
-        pm.revisions.rolling_back.pop(name, None)
-    if not result.ok:
-        # the reload marked the old revision's bytes as "failed content"; a later save of the
-        # same bytes on disk is a user's fix and must not be skipped because of this rollback
-        rec.failed_hashes.clear()
-        rec.failed_hashes.update(failed_before)
-    result.notes.append(f"rolled back to revision {target.revision} ({target.version})")
-    return result
-
-
-def migrate_steps(pm: PluginManager, rec: PluginRecord, inst: Any, saved: PluginState) -> Steps[PluginState]:
+def migrate_steps(pm: Host, rec: PluginRecord, inst: Any, saved: PluginState) -> Steps[PluginState]:
     """Offer ``migrate_state`` when the saved state's version differs from the new code's."""
     new_version = str(type(inst).metadata.version)
     fn = getattr(inst, "migrate_state", None)
     if not callable(fn) or saved.version == new_version:
         return saved
-    out = yield HookCall(rec.name, "migrate_state", fn, (saved, saved.version), pm.hook_timeout,
-                         metrics=pm.hook_metrics)
+    out = yield hook_call(pm, rec, "migrate_state", saved, saved.version)
     if out is None:
         return PluginState(saved.plugin_id, new_version, saved.configuration, saved.runtime_data)
     if isinstance(out, PluginState):
@@ -186,18 +159,16 @@ class HealthGateFailed(FlxError):
     """The new code's health check said unhealthy: the reload is undone."""
 
 
-def health_gate_steps(pm: PluginManager, rec: PluginRecord) -> Steps[None]:
+def health_gate_steps(pm: Host, rec: PluginRecord) -> Steps[None]:
     """After the new code started: one health check bounded by ``health_timeout``. Unhealthy →
     stop the new code (so the old one can start cleanly) and raise, which rolls back."""
-    from .lifecycle import _call, _has_hook, health_steps
-
     before = rec.health
     status = yield from health_steps(pm, rec.name)
     if status.status != Health.UNHEALTHY:
         return
     try:
-        if _has_hook(rec.instance, "stop"):
-            yield _call(pm, rec, "stop")
+        if has_hook(rec.instance, "stop"):
+            yield hook_call(pm, rec, "stop")
     finally:
         if rec.context is not None:
             rec.context.end_run()

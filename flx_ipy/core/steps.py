@@ -7,10 +7,16 @@ needs (``HookCall``) and receives their results. Two drivers run it:
 * ``drive_sync`` calls sync hooks inline and runs coroutines on the manager's **hook loop**,
   a daemon thread with its own asyncio loop. That works the same in plain Python, in terminal
   IPython and inside ipykernel's running loop, without nest-asyncio (archived; in ipykernel 7 it
-  silently drops messages — ``shared/notes/kernel-async.md``). The trade-off: a sync call from a
+  silently drops messages — ``docs/architecture.md``). The trade-off: a sync call from a
   kernel cell runs an ``async def`` hook on that other loop, so a hook that needs objects bound
   to the kernel's loop should be driven with the awaitable twin. Tasks a hook spawns keep
   running on the hook loop between cells.
+
+**The hook-call seam.** A ``HookRunner`` (``invoke`` / ``ainvoke`` one ``HookCall``) is the one
+place a plugin's code is entered; ``InProcess`` is the runner that calls it here. Operations
+never call a hook themselves, so a runtime that runs plugins elsewhere (a worker process) is a
+second ``HookRunner`` for the same ``HookCall`` — ``plugin``, ``hook`` and ``args`` say what to
+call; ``fn`` is only for the in-process runner — and every operation works unchanged on it.
 """
 
 from __future__ import annotations
@@ -21,8 +27,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from time import perf_counter as _clock
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import HookError
 
@@ -38,8 +43,6 @@ class HookCall:
     timeout: float | None = None
     #: run a sync hook in a helper thread so a hang can time out (health checks)
     isolate: bool = False
-    #: where the call's duration is recorded (``metrics.HookMetrics``; None: not timed)
-    metrics: Any = None
 
 
 Steps = Generator[HookCall, Any, T]
@@ -116,10 +119,6 @@ def describe_timeout(call: HookCall) -> HookError:
 
 
 def invoke_sync(call: HookCall, hook_loop: HookLoop) -> Any:
-    """Call one hook. The one gateway every hook call passes, so it is where calls are timed
-    (``call.metrics``): two clock reads and one ``observe``, inline to keep it under a µs."""
-    sink = call.metrics
-    t0 = _clock() if sink is not None else 0.0
     try:
         if call.isolate and not inspect.iscoroutinefunction(call.fn):
             result = _run_isolated(call.fn, call.args, call.timeout)
@@ -128,21 +127,11 @@ def invoke_sync(call: HookCall, hook_loop: HookLoop) -> Any:
         if inspect.isawaitable(result):
             result = hook_loop.run(result, call.timeout)
     except asyncio.TimeoutError:
-        if sink is not None:
-            sink.observe(call.plugin, call.hook, _clock() - t0, True)
         raise describe_timeout(call) from None
-    except BaseException:
-        if sink is not None:
-            sink.observe(call.plugin, call.hook, _clock() - t0, True)
-        raise
-    if sink is not None:
-        sink.observe(call.plugin, call.hook, _clock() - t0, False)
     return result
 
 
 async def invoke_async(call: HookCall) -> Any:
-    sink = call.metrics
-    t0 = _clock() if sink is not None else 0.0
     try:
         if call.isolate and not inspect.iscoroutinefunction(call.fn):
             result = await asyncio.wait_for(asyncio.to_thread(call.fn, *call.args), call.timeout)
@@ -151,15 +140,7 @@ async def invoke_async(call: HookCall) -> Any:
         if inspect.isawaitable(result):
             result = await asyncio.wait_for(result, call.timeout)
     except asyncio.TimeoutError:
-        if sink is not None:
-            sink.observe(call.plugin, call.hook, _clock() - t0, True)
         raise describe_timeout(call) from None
-    except BaseException:
-        if sink is not None:
-            sink.observe(call.plugin, call.hook, _clock() - t0, True)
-        raise
-    if sink is not None:
-        sink.observe(call.plugin, call.hook, _clock() - t0, False)
     return result
 
 
@@ -194,6 +175,29 @@ async def adrive(steps: Generator[Any, Any, T], ainvoke: Callable[[Any], Awaitab
             value = await ainvoke(request)
         except BaseException as e:  # cancellation too: the operation gets to undo what it began
             error = e
+
+
+class HookRunner(Protocol):
+    """Runs one ``HookCall`` and returns the hook's result (or raises what it raised); a
+    timeout is a ``HookError`` (``describe_timeout``)."""
+
+    def invoke(self, call: HookCall) -> Any: ...
+
+    async def ainvoke(self, call: HookCall) -> Any: ...
+
+
+class InProcess:
+    """The runner for plugins in this process: sync hooks inline, ``async def`` hooks on the
+    hook loop (sync callers) or on the caller's loop (awaiting callers)."""
+
+    def __init__(self, hook_loop: HookLoop) -> None:
+        self.hook_loop = hook_loop
+
+    def invoke(self, call: HookCall) -> Any:
+        return invoke_sync(call, self.hook_loop)
+
+    async def ainvoke(self, call: HookCall) -> Any:
+        return await invoke_async(call)
 
 
 def drive_sync(steps: Steps[T], hook_loop: HookLoop) -> T:
