@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any, TypeVar
 
 from . import lifecycle, transaction
@@ -200,8 +201,16 @@ class PluginManager:
             self._flush()
 
     def _invoke(self, call: HookCall) -> Any:
-        """Every hook call of a sync operation: through ``self.hooks``, timed into ``metrics()``."""
-        return self.hook_metrics.timed(self.hooks.invoke, call)
+        """Every hook call of a sync operation: through ``self.hooks``, timed into ``metrics()``
+        (inline, not through ``HookMetrics.timed``: one call layer less on every hook call)."""
+        t0 = perf_counter()
+        try:
+            result = self.hooks.invoke(call)
+        except BaseException:
+            self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, True)
+            raise
+        self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, False)
+        return result
 
     async def _ainvoke(self, call: HookCall) -> Any:
         return await self.hook_metrics.atimed(self.hooks.ainvoke, call)
