@@ -35,6 +35,8 @@ STACK = [
     "events",
     "settle",
     "discovery",
+    "health_rules",
+    "recovery",
     "registry",
     "lifecycle",
     "revisions",
