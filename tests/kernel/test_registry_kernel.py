@@ -106,8 +106,8 @@ def test_install_then_load_in_the_same_kernel_and_upgrade_a_running_plugin(tmp_p
         out, err = run(kc, "print(rec.version, p.tag())")
         assert out.split() == ["1.1.0", "two"], (out, err)
         # every install is an event on the manager's bus (panels' event log, audit)
-        out, err = run(kc, "print([(e.kind, e.plugin, e.details.get('version')) for e in get_manager().history()\n"
-                           "       if e.kind.startswith('install')])")
+        out, err = run(kc, "print([(e.kind, e.plugin, e.details.get('version'))\n"
+                           "       for e in get_manager().events.history() if e.kind.startswith('install')])")
         assert out.strip() == ("[('installed', 'hello', '1.0.0'), ('installed', 'hello', '1.1.0'), "
                                "('installed', 'util', '1.0'), ('installed', 'util', '2.0'), "
                                "('install_failed', 'hello', None)]"), out
