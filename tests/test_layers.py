@@ -31,6 +31,7 @@ STACK = [
     "codeswap",
     "instance_guard",
     "steps",
+    "metrics",
     "events",
     "settle",
     "discovery",
@@ -38,7 +39,9 @@ STACK = [
     "recovery",
     "registry",
     "lifecycle",
+    "revisions",
     "transaction",
+    "rollback",
     "watcher",
     "manager",
 ]

@@ -229,7 +229,7 @@ def test_config_reaches_the_manager(ip: Any, tmp_path: Path) -> None:
     assert ip.pm.health_timeout == 2.5
     for _ in range(10):
         ip.pm.events.publish("tick")
-    assert len(ip.pm.history()) == 7
+    assert len(ip.pm.events.history()) == 7
     folder = tmp_path / "more"
     folder.mkdir()
     run(ip, f"%config PluginMagics.plugin_dirs = [{str(folder)!r}]")
@@ -384,6 +384,38 @@ def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> No
         shell.run_line_magic("unload_ext", "flx_ipy")
 
 
+# ------------------------------------------------------------------------- %plugin search / install
+def test_search_and_install_take_the_configured_or_environment_index(ip: Any, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """(Installing for real is tested in tests/test_registry.py and tests/kernel/test_registry_kernel.py.)"""
+    from flx_ipy.registry import build_index
+    from flx_ipy.registry.wheelmaker import make_wheel, plugin_module
+
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, "flx-hello", "1.0.0", {"flx_hello/__init__.py": plugin_module("hello", "1.0.0")},
+               entry_points={"flx_ipy.plugins": {"hello": "flx_hello:HelloPlugin"}}, summary="says hello")
+    build_index(index)
+    monkeypatch.setenv("FLX_IPY_INDEX", str(index))
+    ip.run_line_magic("plugin", "search hel")
+    out = capsys.readouterr().out
+    assert "flx-hello" in out and "says hello" in out, out
+    monkeypatch.delenv("FLX_IPY_INDEX")
+    with pytest.raises(UsageError, match="no index given"):
+        ip.run_line_magic("plugin", "search")
+    ip.run_line_magic("config", f"PluginMagics.index = {str(index)!r}")
+    try:
+        ip.run_line_magic("plugin", "install hello --dry-run")
+        assert capsys.readouterr().out.strip() == "would install flx-hello 1.0.0 from flx_hello-1.0.0-py3-none-any.whl"
+        with pytest.raises(UsageError, match=r"^%plugin install nope: 'nope' is not in the index"):
+            ip.run_line_magic("plugin", "install nope")
+        with pytest.raises(UsageError, match="needs one NAME"):
+            ip.run_line_magic("plugin", "install")
+    finally:
+        ip.run_line_magic("config", "PluginMagics.index = ''")
+
+
 # ------------------------------------------------------------------------- issue 11: the truth in a shell
 def test_watch_without_a_loop_says_when_a_save_is_applied(ip: Any, counter: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -479,3 +511,28 @@ def test_state_is_a_real_repr_or_real_json(ip: Any, tmp_path: Path) -> None:
     text = repr(ip.run_line_magic("plugin", "state keep"))
     body = text.split("\n", 1)[1]
     assert json.loads(body)["runtime_data"] == {"n": 3}
+
+
+# ------------------------------------------------------------------------- revisions and timings
+def test_history_rollback_and_stats_by_magics(ip: Any, counter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(ip, f"%plugin load {counter} --start")
+    write_plugin(counter, plugin_source("counter", "1.1.0", HEALTH))
+    run(ip, "%plugin reload counter")
+    text = repr(ip.run_line_magic("plugin", "history counter"))
+    assert "1.0.0" in text and "1.1.0" in text and "load" in text and "2*" in text
+    capsys.readouterr()
+    run(ip, "%plugin rollback counter")
+    out = capsys.readouterr().out
+    assert "rolled back in" in out and "revision 3" in out and "code of revision 1" in out and "unchanged" in out
+    assert ip.pm.plugins["counter"].version == "1.0.0"
+    assert "rollback to 1" in repr(ip.run_line_magic("plugin", "history counter"))
+    with pytest.raises(UsageError, match="no revision 9 is kept"):
+        ip.run_line_magic("plugin", "rollback counter 9")
+    with pytest.raises(UsageError, match="must be a number"):
+        ip.run_line_magic("plugin", "rollback counter two")
+    run(ip, "%plugin health counter")
+    stats = repr(ip.run_line_magic("plugin", "stats"))
+    assert "counter" in stats and "2 ok / 0 rolled back / 0 failed" in stats
+    assert "health_check" in repr(ip.run_line_magic("plugin", "stats counter"))
+    run(ip, "%config PluginMagics.health_gate = True")
+    assert ip.pm.health_gate is True
