@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
+from . import redirect as _redirect
+from .binding import binding_old_classes, old_classes
 from .loader import compile_source, digest, source_hashes, sources
 
 _MISSING = object()
@@ -188,8 +190,8 @@ def update_function(old: types.FunctionType, new: types.FunctionType, new_cls: t
     for a in _FN_ATTRS:
         setattr(old, a, getattr(new, a))
     old.__dict__.update(new.__dict__)
-    if "__wrapped__" in old.__dict__ and old.__dict__["__wrapped__"] is not new.__dict__.get("__wrapped__"):
-        old.__dict__["__wrapped__"] = new.__dict__["__wrapped__"]
+    if "__wrapped__" in old.__dict__ and "__wrapped__" not in new.__dict__:
+        del old.__dict__["__wrapped__"]  # a redirect's target, or a decorator that was removed
     return True
 
 
@@ -210,19 +212,43 @@ def undo_updates(undo: list[Any]) -> None:
     undo.clear()
 
 
+def swap_function(old: types.FunctionType, new: Any, new_cls: type | None, old_cls: type | None,
+                  undo: list[Any]) -> bool:
+    """Give ``old`` the behaviour of ``new`` (a function, or any callable a decorator returned):
+    its code patched in place when the closure shapes match, else a redirect to ``new``
+    (``redirect.py``). False: ``old`` is left alone and the caller binds ``new``."""
+    if old is new or isinstance(new, type) or not callable(new):
+        return old is new
+    if isinstance(new, types.FunctionType):
+        if update_function(old, new, new_cls, old_cls, undo):
+            return True
+        if _redirect.is_redirect(old):
+            target = _redirect.target_of(old)
+            if isinstance(target, types.FunctionType) and update_function(target, new, new_cls, old_cls, undo):
+                return True
+    return _redirect.redirect(old, new, undo)
+
+
 def _in_place(old: Any, new: Any, new_cls: type | None, old_cls: type | None, undo: list[Any]) -> Any:
-    """The value to store: the old object updated in place when possible, else the new one."""
+    """The value to store: the old object updated in place when possible, else the new one
+    (then the old object, if it is a function, redirects to the new one)."""
     if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
-        return old if update_function(old, new, new_cls, old_cls, undo) else new
+        return old if swap_function(old, new, new_cls, old_cls, undo) else new
     if isinstance(old, (staticmethod, classmethod)) and type(old) is type(new):
-        if isinstance(old.__func__, types.FunctionType) and isinstance(new.__func__, types.FunctionType):
-            return old if update_function(old.__func__, new.__func__, new_cls, old_cls, undo) else new
+        if isinstance(old.__func__, types.FunctionType) and callable(new.__func__):
+            return old if swap_function(old.__func__, new.__func__, new_cls, old_cls, undo) else new
+    if isinstance(old, types.FunctionType) and callable(new) and not isinstance(
+            new, (type, staticmethod, classmethod, property)):
+        swap_function(old, new, new_cls, old_cls, undo)  # old references run the decorated version
     return new
 
 
-def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...]) -> str | None:
-    """Why ``old`` cannot take ``new``'s code in place (None: it can)."""
-    if type(old) is not type(new):
+def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...],
+                       class_map: dict[type, type] | None = None) -> str | None:
+    """Why ``old`` cannot take ``new``'s code in place (None: it can). ``class_map`` maps the
+    reload's new classes to the old ones they were patched into (a metaclass defined in the
+    same module is the same metaclass)."""
+    if (class_map or {}).get(type(new), type(new)) is not type(old):
         return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
     if vars(old).get("__slots__", _MISSING) != vars(new).get("__slots__", _MISSING):
         return "its __slots__ changed"
@@ -248,6 +274,7 @@ class _ModuleSnap:
     dict_before: dict[str, Any]
     classes: list[tuple[type, dict[str, Any], tuple[type, ...]]] = field(default_factory=list)
     source_before: bytes | None = None
+    olds: dict[str, type] = field(default_factory=dict)  # the module's classes by __qualname__
 
 
 class CodeSwap:
@@ -288,9 +315,9 @@ class CodeSwap:
     def apply(self) -> None:
         for mod, path, data, code in self.codes:
             snap = _ModuleSnap(mod, path, dict(mod.__dict__), source_before=sources.get(path))
-            for value in snap.dict_before.values():
-                if isinstance(value, type) and value.__module__ == mod.__name__:
-                    snap.classes.append((value, dict(vars(value)), value.__bases__))
+            snap.olds = old_classes(snap.dict_before, mod.__name__)
+            for value in snap.olds.values():
+                snap.classes.append((value, dict(vars(value)), value.__bases__))
             self.snaps.append(snap)
             self._exec_one(mod, path, data, code, snap)
 
@@ -298,7 +325,9 @@ class CodeSwap:
         ns = mod.__dict__
         old_src = snap.source_before
         old_names = _names_for(old_src, path) if old_src is not None else None
-        exec(code, ns)
+        label = mod.__name__
+        with binding_old_classes(ns, snap.olds, lambda old, new: self._patch_into(old, new, label)):
+            exec(code, ns)
         new_names = top_level_names(code)
         _names_cache[digest(data)] = new_names  # the next reload diffs against this: no recompile
         if len(_names_cache) > 64:
@@ -310,15 +339,18 @@ class CodeSwap:
         before = snap.dict_before
         for name, value in list(ns.items()):
             old_fn = before.get(name)
-            if (isinstance(value, types.FunctionType) and isinstance(old_fn, types.FunctionType)
-                    and old_fn.__module__ == mod.__name__ and old_fn is not value
-                    and update_function(old_fn, value, None, None, self._undo)):
-                ns[name] = old_fn  # module-level function: keep its identity
-        old_classes = {c.__qualname__: c for c, _, _ in snap.classes}
+            if not (isinstance(old_fn, types.FunctionType) and old_fn.__module__ == mod.__name__
+                    and old_fn is not value):
+                continue
+            if isinstance(value, types.FunctionType):
+                if swap_function(old_fn, value, None, None, self._undo):
+                    ns[name] = old_fn  # module-level function: keep its identity
+            elif callable(value) and not isinstance(value, type):
+                swap_function(old_fn, value, None, None, self._undo)  # a decorator's object: bound as is
         for name, value in list(ns.items()):
             if not (isinstance(value, type) and value.__module__ == mod.__name__):
                 continue
-            old = old_classes.get(value.__qualname__)
+            old = snap.olds.get(value.__qualname__)
             if old is None or old is value:
                 continue
             self._patch_class(old, value, mod, name)
@@ -326,11 +358,20 @@ class CodeSwap:
         source_hashes[path] = digest(data)
 
     def _patch_class(self, old: type, new: type, mod: ModuleType, name: str) -> None:
+        """A class bound in the module without a class statement (``type(...)``, a decorator
+        returning a new class): patch it and bind the old one."""
+        if self._patch_into(old, new, mod.__name__):
+            mod.__dict__[name] = old
+
+    def _patch_into(self, old: type, new: type, module: str) -> bool:
+        """Copy ``new``'s namespace into ``old``; False (and a note) if it cannot be."""
+        if self.class_map.get(new) is old:
+            return True
         mapped = tuple(self.class_map.get(b, b) for b in new.__bases__)
-        reason = unpatchable_reason(old, new, mapped)
+        reason = unpatchable_reason(old, new, mapped, self.class_map)
         if reason:
-            self.unpatchable[f"{mod.__name__}.{name}"] = reason
-            return
+            self.unpatchable[f"{module}.{old.__qualname__}"] = reason
+            return False
         if mapped != old.__bases__:
             old.__bases__ = mapped
         new_dict = vars(new)
@@ -349,8 +390,8 @@ class CodeSwap:
             if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, "_flx_guard", False) and not \
                     isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 delattr(old, k)
-        mod.__dict__[name] = old
         self.class_map[new] = old
+        return True
 
     def rollback(self) -> None:
         """Put every module dict and patched class back exactly as before ``apply``."""
