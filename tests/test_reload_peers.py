@@ -177,3 +177,73 @@ def test_nested_classes_are_patched_in_place(lay: Layout) -> None:
     mod = lay.mod
     assert isinstance(d, mod.C.D) and isinstance(e, mod.C.D.E)
     assert d.v() == 2 and e.w() == 2
+
+
+# ----------------------------------------------------------------------------- 4. module-level state
+STATE = """
+import collections
+CACHE = {{}}
+HISTORY = collections.deque(maxlen=10)
+class Registry:
+    def __init__(self, fn):
+        self.fn = fn
+        self.items = []
+    def add(self, x):
+        self.items.append(x)
+@Registry
+def handlers():
+    return "h"
+LIMIT = {limit}
+DOUBLE = LIMIT * 2
+def handler():
+    return {v}
+"""
+
+
+def test_unchanged_top_level_assignments_keep_their_objects(lay: Layout) -> None:
+    lay.write(STATE.format(limit=1, v=1))
+    mod = lay.mod
+    cache, history, reg = mod.CACHE, mod.HISTORY, mod.handlers
+    cache["k"] = 1
+    history.append("x")
+    reg.add("a")
+    lay.save(STATE.format(limit=1, v=2))
+    assert mod.handler() == 2
+    assert mod.CACHE is cache and cache == {"k": 1} and mod.HISTORY is history and list(history) == ["x"]
+    assert mod.handlers is reg and reg.items == ["a"]
+    lay.save(STATE.format(limit=3, v=2))  # a changed line runs, and so does what reads it
+    assert (mod.LIMIT, mod.DOUBLE) == (3, 6) and mod.CACHE is cache and mod.handlers is reg
+
+
+def test_rollback_after_a_partial_run_is_exact(lay: Layout) -> None:
+    lay.write(STATE.format(limit=1, v=1))
+    mod = lay.mod
+    before = dict(vars(mod))
+    results = lay.save(STATE.format(limit=5, v=9) + "\nraise RuntimeError('late')\n", ok=False)
+    assert results and results[0].rolled_back and "late" in (results[0].error or "")
+    assert (mod.LIMIT, mod.DOUBLE, mod.handler()) == (1, 2, 1)
+    assert all(vars(mod).get(k) is v for k, v in before.items()) and set(vars(mod)) == set(before)
+
+
+MOVED = """
+def boom():
+    raise ValueError("here")
+class K:
+    def boom(self):
+        raise ValueError("there")
+"""
+
+
+def test_moved_unchanged_code_reports_its_new_lines(lay: Layout) -> None:
+    import traceback
+
+    lay.write(MOVED)
+    fn, k = lay.mod.boom, lay.mod.K()
+    lay.save("\n\n\nEXTRA = 1\n" + MOVED)
+    src = lay.path.read_text().splitlines()
+    for call, text in ((fn, 'raise ValueError("here")'), (k.boom, 'raise ValueError("there")')):
+        with pytest.raises(ValueError, match=r"here|there") as info:
+            call()
+        line = traceback.extract_tb(info.tb)[-1].lineno
+        assert src[line - 1].strip() == text
+    assert lay.mod.boom is fn and type(k) is lay.mod.K

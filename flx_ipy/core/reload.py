@@ -19,7 +19,6 @@ How (and why not the alternatives, all measured — see ``shared/notes/kernel-as
 
 from __future__ import annotations
 
-import dis
 import enum
 import os
 import sys
@@ -31,12 +30,12 @@ from types import CodeType, ModuleType
 from typing import Any
 
 from . import redirect as _redirect
+from . import toplevel
 from .binding import binding_old_classes, old_classes
-from .loader import compile_source, digest, source_hashes, sources
+from .loader import digest, source_hashes, sources
 
 _MISSING = object()
 _SKIP_ATTRS = frozenset({"__dict__", "__weakref__"})
-_names_cache: dict[str, frozenset[str] | None] = {}
 
 
 @dataclass
@@ -78,29 +77,6 @@ class ReloadResult:
                 "error": self.error, "duration": self.duration, "finished_at": self.finished_at,
                 "changed": self.changed, "phase": self.phase, "where": self.where,
                 "notes": list(self.notes), "recreated": self.recreated}
-
-
-def top_level_names(code: CodeType) -> frozenset[str] | None:
-    """Names a module's top-level code binds; None if it does ``from x import *``."""
-    names = set()
-    for ins in dis.get_instructions(code):
-        if ins.opname in ("STORE_NAME", "STORE_GLOBAL"):
-            names.add(ins.argval)
-        elif ins.opname == "IMPORT_STAR":
-            return None
-    return frozenset(names)
-
-
-def _names_for(source: bytes, path: str) -> frozenset[str] | None:
-    key = digest(source)
-    if key not in _names_cache:
-        try:
-            _names_cache[key] = top_level_names(compile(source, path, "exec", dont_inherit=True))
-        except SyntaxError:
-            _names_cache[key] = None
-        if len(_names_cache) > 64:
-            _names_cache.pop(next(iter(_names_cache)))
-    return _names_cache[key]
 
 
 def module_file(mod: ModuleType) -> str | None:
@@ -293,6 +269,7 @@ class CodeSwap:
         self.unpatchable: dict[str, str] = {}  # "module.Class" -> reason
         self.changed = False
         self.compile_time = 0.0
+        self.ran: dict[str, int] = {}  # module -> pieces of its top level that ran
         self._undo: list[Any] = []
 
     def prepare(self) -> bool:
@@ -305,35 +282,67 @@ class CodeSwap:
             data = self._given.get(path)
             if data is None:
                 data = read_source(path)
-            code = compile_source(data, mod.__file__ or path)
+            fname = mod.__file__ or path
+            before = sources.get(path)
+            old_split = None
+            if before is not None:
+                try:
+                    old_split = toplevel.split(before, fname)
+                except SyntaxError:
+                    old_split = None
+            new_split = toplevel.split(data, fname, old_split)
             if source_hashes.get(path) != digest(data):
                 self.changed = True
-            self.codes.append((mod, path, data, code))
+            self.codes.append((mod, path, data, new_split, old_split))
         self.compile_time = time.perf_counter() - t0
         return self.changed
 
     def apply(self) -> None:
-        for mod, path, data, code in self.codes:
+        for mod, path, data, new_split, old_split in self.codes:
             snap = _ModuleSnap(mod, path, dict(mod.__dict__), source_before=sources.get(path))
             snap.olds = old_classes(snap.dict_before, mod.__name__)
             for value in snap.olds.values():
                 snap.classes.append((value, dict(vars(value)), value.__bases__))
             self.snaps.append(snap)
-            self._exec_one(mod, path, data, code, snap)
+            self._exec_one(mod, path, data, new_split, old_split, snap)
 
-    def _exec_one(self, mod: ModuleType, path: str, data: bytes, code: CodeType, snap: _ModuleSnap) -> None:
+    def _exec_one(self, mod: ModuleType, path: str, data: bytes, new: toplevel.Split,
+                  old: toplevel.Split | None, snap: _ModuleSnap) -> None:
+        """Run the pieces of ``new`` that changed (``toplevel.py``; semantics in
+        ``docs/reload-semantics.md``): a piece whose text ran before is skipped unless it is an
+        import, deletes a name, reads a name a run piece rebound, or binds a name that is gone."""
         ns = mod.__dict__
-        old_src = snap.source_before
-        old_names = _names_for(old_src, path) if old_src is not None else None
         label = mod.__name__
-        with binding_old_classes(ns, snap.olds, lambda old, new: self._patch_into(old, new, label)):
-            exec(code, ns)
-        new_names = top_level_names(code)
-        _names_cache[digest(data)] = new_names  # the next reload diffs against this: no recompile
-        if len(_names_cache) > 64:
-            _names_cache.pop(next(iter(_names_cache)))
-        if old_names is not None and new_names is not None:
-            for stale in old_names - new_names:
+        fname = mod.__file__ or path
+        before = snap.dict_before
+        previous: dict[bytes, list[toplevel.Piece]] = {}
+        for pc in old.pieces if old is not None else ():
+            previous.setdefault(pc.key, []).append(pc)
+        rebound: set[str] = set()
+        ran = 0
+        with binding_old_classes(ns, snap.olds, lambda o, n: self._patch_into(o, n, label)):
+            for index, pc in enumerate(new.pieces):
+                matches = previous.get(pc.key)
+                prev = matches.pop(0) if matches else None
+                if (prev is not None and pc.kind != "import" and not pc.deletes and pc.binds is not None
+                        and not (pc.reads & rebound) and all(n in ns for n in pc.binds)):
+                    if prev.start != pc.start:
+                        self._shift_lines(pc, pc.start - prev.start, ns, fname, label)
+                    continue
+                exec(toplevel.code_of(new, index, fname), ns)
+                ran += 1
+                for name in (pc.binds if pc.binds is not None else list(ns)):
+                    value, was = ns.get(name, _MISSING), before.get(name, _MISSING)
+                    if (pc.kind == "def" and isinstance(was, types.FunctionType) and was.__module__ == label
+                            and value is not was and callable(value) and not isinstance(value, type)):
+                        if swap_function(was, value, None, None, self._undo) and isinstance(value, types.FunctionType):
+                            ns[name] = value = was  # the function keeps its identity
+                    if value is not was:
+                        rebound.add(name)
+        self.ran[label] = ran
+        old_names = old.names if old is not None else None
+        if old_names is not None and new.names is not None:
+            for stale in old_names - new.names:
                 if not stale.startswith("__"):
                     ns.pop(stale, None)
         before = snap.dict_before
@@ -393,6 +402,37 @@ class CodeSwap:
         self.class_map[new] = old
         return True
 
+    def _shift_lines(self, pc: toplevel.Piece, delta: int, ns: dict[str, Any], fname: str, label: str) -> None:
+        """An unchanged piece that moved: move the line numbers of what it defined, so
+        tracebacks point at the right lines (its objects are left alone otherwise)."""
+        lo, hi = pc.start - delta + 1, pc.stop - delta  # its old lines, 1-based
+        seen: set[int] = set()
+
+        def fix(fn: types.FunctionType) -> None:
+            code = fn.__code__
+            if id(fn) in seen or code.co_filename != fname or not lo <= code.co_firstlineno <= hi:
+                return
+            seen.add(id(fn))
+            self._undo.append(("fn", fn, {a: getattr(fn, a) for a in _FN_ATTRS}, dict(fn.__dict__)))
+            fn.__code__ = _moved_code(code, delta)
+
+        def visit_class(cls: type, depth: int = 0) -> None:
+            for v in list(vars(cls).values()):
+                if isinstance(v, type) and v.__module__ == label and depth < 8:
+                    if v.__qualname__.startswith(cls.__qualname__ + "."):
+                        visit_class(v, depth + 1)
+                    continue
+                for f in _walk_functions(v):
+                    fix(f)
+
+        for name in pc.binds or ():
+            value = ns.get(name)
+            if isinstance(value, type) and value.__module__ == label:
+                visit_class(value)
+            else:
+                for f in _walk_functions(value):
+                    fix(f)
+
     def rollback(self) -> None:
         """Put every module dict and patched class back exactly as before ``apply``."""
         undo_updates(self._undo)
@@ -429,6 +469,11 @@ class CodeSwap:
                 sources[snap.path] = snap.source_before
                 source_hashes[snap.path] = digest(snap.source_before)
         self.snaps.clear()
+
+
+def _moved_code(code: CodeType, delta: int) -> CodeType:
+    consts = tuple(_moved_code(c, delta) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 
 
 def remember_source(mod: ModuleType) -> None:

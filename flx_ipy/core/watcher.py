@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .loader import compile_source, digest, source_hashes
+from .loader import digest, source_hashes, sources
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -113,8 +113,15 @@ def _read(path: str) -> bytes | None:
 def _looks_complete(data: bytes, path: str = "<settle>") -> bool:
     if not data.strip():
         return False
+    from . import toplevel
+
     try:
-        compile_source(data, path)  # the reload that follows reuses this compile
+        running = sources.get(os.path.normcase(os.path.abspath(path)))
+        try:
+            old = toplevel.split(running, path) if running is not None else None
+        except (SyntaxError, ValueError):
+            old = None
+        toplevel.split(data, path, old)  # the reload that follows reuses these pieces
     except (SyntaxError, ValueError):
         return False
     return True
