@@ -212,7 +212,7 @@ def split(data: bytes, path: str, old: Split | None = None) -> Split:
         names |= p.binds  # type: ignore[operator]
     result = Split(tuple(pieces), lines, flags, frozenset(names) if names is not None else None)
     _cache[key] = result
-    if len(_cache) > 64:
+    if len(_cache) > 16:  # a running version and a save or two per plugin
         _cache.pop(next(iter(_cache)))
     return result
 
