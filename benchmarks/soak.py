@@ -27,8 +27,9 @@ calls made (one per cycle): no increment ever lost. The peers' block is checked 
 through references taken before the first reload: ``SEEN`` is the same dict and holds every
 cycle's entry (module-level state lost otherwise), ``DEFAULT`` is the same object and an
 instance of ``Helper``, the registry finds ``Helper``, a nested-class object and the old function
-run the current code, and no reload reports the metaclass as changed or makes a new instance. RSS (and with ``--tracemalloc`` traced
-memory) is sampled every 1,000 cycles after ``gc.collect()``.
+run the current code, and no reload reports the metaclass as changed or makes a new instance.
+RSS (and with ``--tracemalloc`` traced memory) is sampled every 1,000 cycles after
+``gc.collect()``.
 
 ``--hammer``: a second thread calls ``inc()`` non-stop during the whole soak (the main thread
 then does not), and the counter must equal the hammer's calls at the end: calls during a reload
