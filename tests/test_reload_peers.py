@@ -247,3 +247,23 @@ def test_moved_unchanged_code_reports_its_new_lines(lay: Layout) -> None:
         line = traceback.extract_tb(info.tb)[-1].lineno
         assert src[line - 1].strip() == text
     assert lay.mod.boom is fn and type(k) is lay.mod.K
+
+
+# ----------------------------------------------------------------------------- Enum methods
+ENUM = """
+import enum
+class Light(enum.Enum):
+    GREEN = 1
+    RED = 2
+    def label(self):
+        return "v{v}"
+DEFAULT = Light.GREEN
+"""
+
+
+def test_enum_with_same_members_is_patched_in_place(lay: Layout) -> None:
+    lay.write(ENUM.format(v=1))
+    green = lay.mod.Light.GREEN
+    lay.save(ENUM.format(v=2))  # used to fail: "cannot reassign member 'GREEN'"
+    assert green.label() == "v2" and lay.mod.Light.GREEN is green and lay.mod.Light(1) is green
+    assert lay.mod.DEFAULT is green

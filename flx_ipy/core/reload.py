@@ -243,6 +243,12 @@ def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...],
     return None
 
 
+def _enum_internals(cls: type) -> frozenset[str]:
+    names = set(cls.__members__)  # type: ignore[attr-defined]
+    names.update(k for k in vars(cls) if len(k) > 2 and k[0] == "_" and k[-1] == "_" and k[1] != "_")
+    return frozenset(names)
+
+
 @dataclass
 class _ModuleSnap:
     module: ModuleType
@@ -359,10 +365,10 @@ class CodeSwap:
         for name, value in list(ns.items()):
             if not (isinstance(value, type) and value.__module__ == mod.__name__):
                 continue
-            old = snap.olds.get(value.__qualname__)
-            if old is None or old is value:
+            old_cls = snap.olds.get(value.__qualname__)
+            if old_cls is None or old_cls is value:
                 continue
-            self._patch_class(old, value, mod, name)
+            self._patch_class(old_cls, value, mod, name)
         sources[path] = data
         source_hashes[path] = digest(data)
 
@@ -385,8 +391,11 @@ class CodeSwap:
             old.__bases__ = mapped
         new_dict = vars(new)
         old_dict = vars(old)
+        # an Enum keeps its member objects (same names and values, checked above) and the
+        # bookkeeping that maps to them; Enum classes refuse to have members reassigned anyway
+        keep = _enum_internals(old) if issubclass(old, enum.Enum) else frozenset()
         for k, v in new_dict.items():
-            if k in _SKIP_ATTRS or isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            if k in _SKIP_ATTRS or k in keep or isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 continue
             _repoint_class_cells(v, new, old)
             if k in old_dict:
@@ -396,8 +405,8 @@ class CodeSwap:
             setattr(old, k, v)
         for k in list(vars(old)):
             v = vars(old)[k]
-            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, "_flx_guard", False) and not \
-                    isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            if k not in new_dict and k not in _SKIP_ATTRS and k not in keep and not getattr(v, "_flx_guard", False) \
+                    and not isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 delattr(old, k)
         self.class_map[new] = old
         return True
