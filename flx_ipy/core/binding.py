@@ -79,7 +79,7 @@ def binding_old_classes(ns: dict[str, Any], olds: dict[str, type], patch: Patche
     with _lock:
         if _depth == 0:
             _original = builtins.__build_class__
-            builtins.__build_class__ = _build_class
+            builtins.__build_class__ = _build_class  # type: ignore[assignment]
         _depth += 1
         _active[id(ns)] = (threading.get_ident(), olds, patch)
     try:
@@ -89,5 +89,5 @@ def binding_old_classes(ns: dict[str, Any], olds: dict[str, type], patch: Patche
             _active.pop(id(ns), None)
             _depth -= 1
             if _depth == 0:
-                if builtins.__build_class__ is _build_class:
+                if builtins.__build_class__ is _build_class:  # type: ignore[comparison-overlap]
                     builtins.__build_class__ = _original

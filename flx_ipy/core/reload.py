@@ -269,7 +269,7 @@ class CodeSwap:
     def __init__(self, modules: Sequence[ModuleType], new_sources: dict[str, bytes] | None = None) -> None:
         self.modules = list(modules)
         self._given = new_sources or {}
-        self.codes: list[tuple[ModuleType, str, bytes, CodeType]] = []
+        self.codes: list[tuple[ModuleType, str, bytes, toplevel.Split, toplevel.Split | None]] = []
         self.snaps: list[_ModuleSnap] = []
         self.class_map: dict[type, type] = {}  # new class -> old (patched) class
         self.unpatchable: dict[str, str] = {}  # "module.Class" -> reason

@@ -14,7 +14,7 @@ the lines from one such line up to the next form a piece if they compile by them
 is needed anyway (it is what runs), so a split costs about one compile of the changed part:
 between two saves only the lines between the common prefix and suffix are split again, the other
 pieces are reused (moved by the line delta). Anything unusual falls back to ``ast.parse``; a
-source with a non-UTF-8 coding cookie is one piece (the whole module runs, as before).
+source with a BOM or a non-UTF-8 coding cookie is one piece (the whole module runs, as before).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def _skippable(line: bytes) -> bool:
 
 
 def _compile(lines: tuple[bytes, ...], i: int, j: int, path: str, flags: int) -> types.CodeType:
-    return compile(b"\n" * i + b"".join(lines[i:j]), path, "exec", flags, dont_inherit=True)
+    code: types.CodeType = compile(b"\n" * i + b"".join(lines[i:j]), path, "exec", flags, dont_inherit=True)
+    return code
 
 
 def _reads(code: types.CodeType) -> set[str]:
@@ -190,10 +191,10 @@ def split(data: bytes, path: str, old: Split | None = None) -> Split:
     lines = tuple(data.splitlines(keepends=True))
     flags = _future_flags(data)
     cookie = [m.group(1).lower() for ln in lines[:2] if (m := _COOKIE.match(ln))]
+    pieces: list[Piece] | None = None
     if data.startswith(b"\xef\xbb\xbf") or (cookie and cookie[0] not in (b"utf-8", b"utf8")):
         pieces = _whole(data, lines, path, flags)
     else:
-        pieces = None
         if old is not None and old.flags == flags:
             try:
                 pieces = _incremental(lines, old, path, flags)
@@ -204,6 +205,7 @@ def split(data: bytes, path: str, old: Split | None = None) -> Split:
                 pieces = _split_range(lines, 0, len(lines), path, flags)
             except _Fallback:
                 pieces = _ast_split(data, lines, path, flags)
+    assert pieces is not None
     names: set[str] | None = set()
     for p in pieces:
         if p.binds is None:
