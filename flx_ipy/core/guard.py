@@ -22,6 +22,7 @@ instances of other classes never pay for them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -85,6 +86,18 @@ class InstanceGuard:
                     type.__setattr__(self.cls, name, prev)
         self._ours.clear()
 
+    def wait_open(self) -> None:
+        """Wait for the gate, up to ``max_wait`` — re-read while waiting: it is short only while
+        ``stop`` runs, so a waiter let through then is one that waited during ``stop``; one that
+        began waiting during ``stop`` but is still waiting after it waits on (its write would
+        otherwise land between ``save_state`` and ``restore_state`` and be lost)."""
+        start = time.monotonic()
+        while not self._open.is_set():
+            left = start + self.max_wait - time.monotonic()
+            if left <= 0:
+                return
+            self._open.wait(min(left, 0.02))
+
     def close_gate(self) -> None:
         self._open.clear()
 
@@ -107,7 +120,7 @@ class InstanceGuard:
                 if guard.in_hook_thread():
                     guard.written[name] = value
                 elif not guard._open.is_set():  # a read-modify-write that began before the gate closed
-                    guard._open.wait(guard.max_wait)
+                    guard.wait_open()
             base(obj, name, value)
 
         __setattr__._flx_guard = True  # type: ignore[attr-defined]
@@ -129,7 +142,7 @@ class InstanceGuard:
 
         def __getattribute__(obj: Any, name: str) -> Any:
             if not guard._open.is_set() and not guard.in_hook_thread():
-                guard._open.wait(guard.max_wait)
+                guard.wait_open()
             return base(obj, name)
 
         __getattribute__._flx_guard = True  # type: ignore[attr-defined]
