@@ -86,17 +86,27 @@ class InstanceGuard:
                     type.__setattr__(self.cls, name, prev)
         self._ours.clear()
 
+    @property
+    def max_wait(self) -> float:
+        return self._max_wait
+
+    @max_wait.setter
+    def max_wait(self, value: float) -> None:
+        self._max_wait = value
+        self._since = time.monotonic()
+
     def wait_open(self) -> None:
-        """Wait for the gate, up to ``max_wait`` — re-read while waiting: it is short only while
-        ``stop`` runs, so a waiter let through then is one that waited during ``stop``; one that
-        began waiting during ``stop`` but is still waiting after it waits on (its write would
-        otherwise land between ``save_state`` and ``restore_state`` and be lost)."""
+        """Wait for the gate, at most ``max_wait`` counted from the later of this wait's start
+        and the last change of ``max_wait``. The reload shortens it (the grace) only while
+        ``stop`` runs: a waiter is let through then (a worker ``stop`` joins), but one still
+        waiting when ``stop`` is over waits on — released early, its write would land between
+        ``save_state`` and ``restore_state`` and be lost."""
         start = time.monotonic()
         while not self._open.is_set():
-            left = start + self.max_wait - time.monotonic()
-            if left <= 0:
+            waited = time.monotonic() - max(start, self._since)
+            if waited >= self._max_wait:
                 return
-            self._open.wait(min(left, 0.02))
+            self._open.wait(min(self._max_wait - waited, 0.02))
 
     def close_gate(self) -> None:
         self._open.clear()
