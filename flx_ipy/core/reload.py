@@ -2,16 +2,21 @@
 
 How (and why not the alternatives, all measured — see ``shared/notes/kernel-async.md``):
 
-* Each module is re-executed **into its own dict** (as ``importlib.reload`` does), compiled
-  from the bytes just read, so functions keep one ``__globals__`` and no ``.pyc`` can be stale.
+* Each module's new source runs **in its own dict** (as ``importlib.reload`` does), compiled
+  from the bytes just read, so functions keep one ``__globals__`` and no ``.pyc`` can be stale —
+  but only the **top-level statements that changed** (``toplevel.py``; the rules, for plugin
+  authors: ``docs/reload-semantics.md``): unchanged assignments keep their objects.
   Names the old source defined at top level and the new one no longer does are removed;
   names created at run time are left alone. The dict is snapshotted first, so a rollback puts
   back every binding — and never leaves a moment where an existing name is missing, so a call
   on another thread runs the old or the new version, never neither.
 * Each old class object is **patched with the new class's namespace** (and the zero-arg
-  ``super()`` ``__class__`` cell re-pointed to it), then the module name is bound back to the
-  old class. Instances, bound methods, ``isinstance`` checks and pickles keep working and run
-  the new code, with no heap walk (IPython's superreload walks the heap: 152 ms at 10 M objects).
+  ``super()`` ``__class__`` cell re-pointed to it) at the moment its class statement binds the
+  name, which then binds the old class (``binding.py``): code below sees the module's class.
+  Instances, bound methods, ``isinstance`` checks and pickles keep working and run the new
+  code, with no heap walk (IPython's superreload walks the heap: 152 ms at 10 M objects).
+* Functions keep their identity: the old object takes the new code, or — when the closure
+  shape changed (a decorator added or removed) — redirects to the new one (``redirect.py``).
 * What cannot be patched in place — a changed ``__slots__`` layout, changed Enum members, a
   different metaclass or an incompatible base — is reported in ``unpatchable`` so the manager
   moves the plugin onto a fresh instance through its state.
