@@ -483,5 +483,5 @@ def _plugin_scope(rec: Any) -> str | None:
         return str(rec.package_dir)
     files = sorted(rec.files)
     if len(files) == 1:
-        return files[0]
-    return rec.root
+        return str(files[0])
+    return str(rec.root) if rec.root else None

@@ -68,7 +68,7 @@ def _future_flags(data: bytes) -> int:
     for m in _FUTURE.finditer(data):
         for name in m.group(1).replace(b")", b"").split(b","):
             feature = getattr(__future__, name.strip().split(b" ")[0].decode("ascii", "replace"), None)
-            if isinstance(feature, __future__._Feature):
+            if isinstance(feature, type(__future__.annotations)):
                 flags |= feature.compiler_flag
     return flags
 

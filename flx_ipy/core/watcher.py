@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import polling, toplevel
 from .loader import digest, source_hashes, sources
 
 if TYPE_CHECKING:
@@ -113,8 +114,6 @@ def _read(path: str) -> bytes | None:
 def _looks_complete(data: bytes, path: str = "<settle>") -> bool:
     if not data.strip():
         return False
-    from . import toplevel
-
     try:
         running = sources.get(os.path.normcase(os.path.abspath(path)))
         try:
@@ -161,9 +160,7 @@ class Watcher:
         self._dirs = [os.path.normcase(p) for p in self.paths if os.path.normcase(p) not in self._files]
         #: folders handed to the OS watch (a file's folder: saves replace the file)
         self.folders = sorted({_folder(p) for p in self.paths})
-        from .polling import resolve
-
-        self.polling, self.polling_reason = resolve(force_polling, self.folders)
+        self.polling, self.polling_reason = polling.resolve(force_polling, self.folders)
         self.poll_delay_ms = poll_delay_ms
         self.apply_pending = apply_pending
         #: saves found pending when the watch was armed (handed over like fresh saves)
@@ -212,9 +209,7 @@ class Watcher:
     def _make_source(self) -> ChangeSource:
         src = self._source_arg
         if src is None and self.polling:
-            from .polling import PollingSource
-
-            return PollingSource(self._dirs, self._files, self.poll_delay_ms)
+            return polling.PollingSource(self._dirs, self._files, self.poll_delay_ms)
         if src is None:
             from watchfiles._rust_notify import RustNotify
 
