@@ -27,7 +27,7 @@ import re
 import types
 from dataclasses import dataclass, replace
 
-from .loader import digest
+from .files import digest
 
 _CONT = re.compile(rb"(else|elif|except|finally)\b")
 _COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")

@@ -10,12 +10,14 @@
 * The change source is anything shaped like watchfiles' ``RustNotify`` (``watch(debounce_ms,
   step_ms, timeout_ms, stop_event)`` → a set of changes, ``"timeout"`` or ``"stop"``). We build
   ``RustNotify`` ourselves so that ``start()`` returns only once the OS watch is armed: a save
-  made right after ``pm.watch()`` returns is seen. Tests pass ``flx_ipy.testing.ScriptedChanges``.
+  made right after ``pm.watch()`` returns is seen. Tests pass a scripted source (``ScriptedChanges``).
 * Latency is set by ``step`` (watchfiles groups events until ``step`` ms pass quietly), not by
-  ``debounce`` (which only caps a continuous stream). Then the **settler** waits until a file's
-  content hash is stable for ``settle`` seconds, and holds back an empty or non-compiling file
-  for up to ``broken_grace`` seconds in case the editor is still writing: a half-written file is
-  never applied, and a truly broken save is still reported.
+  ``debounce`` (which only caps a continuous stream). Then ``settle.Settler`` decides when a save
+  is ready (the same rule ``apply_pending`` uses): a half-written file is never applied, and a
+  truly broken save is still reported.
+* Which files matter and whether a save is news are the registry's rules
+  (``Registry.owned``, ``Registry.news``); the watcher only asks. It talks to the manager through
+  the small ``WatchHost`` protocol, so it never imports the manager.
 * The watcher runs in a daemon thread (an ``awatch`` task left running hangs ipykernel's
   shutdown). It does not apply reloads itself unless nobody else will: ``applier`` receives a
   zero-argument function to run where reloads are safe (the IPython layer runs it on the
@@ -29,18 +31,18 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from . import polling, toplevel
-from .loader import digest, source_hashes, sources
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
+from . import polling
+from .files import norm
+from .registry import Registry
+from .settle import BROKEN_GRACE, SETTLE, Settler
 
 log = logging.getLogger("flx_ipy")
 
 Applier = Callable[[Callable[[], Any]], Any]
+
+__all__ = ["Applier", "ChangeSource", "Settler", "WatchHost", "Watcher"]
 
 
 class ChangeSource(Protocol):
@@ -49,81 +51,14 @@ class ChangeSource(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class _Pending:
-    first_seen: float
-    last_event: float
-    digest: str | None = None
+class WatchHost(Protocol):
+    """What the watcher needs from a manager: its records, its folders, a way to apply."""
 
+    registry: Registry
 
-@dataclass
-class Settler:
-    """Decides when a changed file is ready: pure logic over a clock and a reader, so tests can
-    drive it without threads or sleeps."""
+    def watch_roots(self) -> list[str]: ...
 
-    settle: float = 0.008
-    broken_grace: float = 0.3
-    read: Callable[[str], bytes | None] = field(default=lambda p: _read(p))
-    pending: dict[str, _Pending] = field(default_factory=dict)
-
-    def changed(self, paths: Iterable[str], now: float, quiet_for: float = 0.0) -> None:
-        """Record changed ``paths``; ``quiet_for``: how long the source already saw no event
-        (watchfiles yields a batch only after ``step`` ms of quiet), counted into ``settle``."""
-        now -= quiet_for
-        for p in paths:
-            entry = self.pending.get(p)
-            data = self.read(p)
-            d = digest(data) if data is not None else None
-            if entry is None:
-                self.pending[p] = _Pending(now, now, d)
-            else:
-                entry.last_event, entry.digest = now, d
-
-    def ready(self, now: float) -> list[str]:
-        """Paths whose content has been stable for ``settle`` and looks complete (or stopped
-        changing for ``broken_grace`` even though it does not compile)."""
-        out = []
-        for p, entry in list(self.pending.items()):
-            if now - entry.last_event < self.settle:
-                continue
-            data = self.read(p)
-            d = digest(data) if data is not None else None
-            if d != entry.digest:  # it changed without (yet) an event: wait again
-                entry.last_event, entry.digest = now, d
-                continue
-            if data is not None and not _looks_complete(data, p) and now - entry.last_event < self.broken_grace:
-                continue
-            del self.pending[p]
-            out.append(p)
-        return out
-
-    def next_deadline(self, now: float) -> float | None:
-        if not self.pending:
-            return None
-        return min(max(e.last_event + self.settle, now) for e in self.pending.values())
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
-def _looks_complete(data: bytes, path: str = "<settle>") -> bool:
-    if not data.strip():
-        return False
-    try:
-        running = sources.get(os.path.normcase(os.path.abspath(path)))
-        try:
-            old = toplevel.split(running, path) if running is not None else None
-        except (SyntaxError, ValueError):
-            old = None
-        toplevel.split(data, path, old)  # the reload that follows reuses these pieces
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    def apply_changes(self, paths: Iterable[str], *, force: bool = False) -> list[Any]: ...
 
 
 class Watcher:
@@ -131,13 +66,13 @@ class Watcher:
 
     def __init__(
         self,
-        pm: PluginManager,
+        pm: WatchHost,
         paths: list[str] | None = None,
         *,
         debounce: int = 200,
         step: int = 5,
-        settle: float = 0.008,
-        broken_grace: float = 0.3,
+        settle: float = SETTLE,
+        broken_grace: float = BROKEN_GRACE,
         applier: Applier | None = None,
         source: ChangeSource | Callable[[list[str]], ChangeSource] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -148,7 +83,7 @@ class Watcher:
     ) -> None:
         self.pm = pm
         self.auto = not paths  # follow the loaded plugins' folders as plugins are loaded
-        self.options = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
+        self.options: dict[str, Any] = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
                             applier=applier, source=source, clock=clock, on_applied=on_applied,
                             force_polling=force_polling, poll_delay_ms=poll_delay_ms,
                             apply_pending=apply_pending)
@@ -256,9 +191,7 @@ class Watcher:
 
     def _take_pending(self) -> None:
         """Saves made while not watching: settle and apply them like fresh ones."""
-        from .lifecycle import pending_files
-
-        todo = [p for p in pending_files(self.pm) if self._relevant(p)]
+        todo = [p for p in self.pm.registry.pending_files() if self._relevant(p)]
         if todo:
             self.pending_at_start = todo
             self.settler.changed(todo, self.clock(), quiet_for=self.settler.settle)
@@ -268,20 +201,11 @@ class Watcher:
         return p in self._files or any(p == d or p.startswith(d.rstrip(os.sep) + os.sep) for d in self._dirs)
 
     def _relevant(self, path: str) -> bool:
-        if not path.endswith(".py") or not self.in_scope(path):
-            return False
-        p = os.path.normcase(os.path.abspath(path))
-        for rec in self.pm._records.values():
-            if p in rec.files or (rec.package_dir and p.startswith(rec.package_dir + os.sep)):
-                return True
-            if rec.module is None and os.path.normcase(os.path.abspath(rec.target)) == p:
-                return True
-        return False
+        return path.endswith(".py") and self.in_scope(path) and self.pm.registry.owned(norm(path))
 
     def _hand_over(self, paths: list[str], seen_at: float) -> None:
-        # drop saves that leave the content as it already runs: they must do nothing at all
-        todo = [p for p in paths if digest(_read(p) or b"") != source_hashes.get(os.path.normcase(p))
-                or self._failed_plugin(p)]
+        # a save that leaves the content as it already runs (or as it already failed) does nothing
+        todo = self.pm.registry.news(norm(p) for p in paths)
         if not todo:
             return
 
@@ -297,11 +221,6 @@ class Watcher:
             self.handed += 1
         except Exception:
             log.exception("flx_ipy: applying a change to %s failed", ", ".join(todo))
-
-    def _failed_plugin(self, path: str) -> bool:
-        p = os.path.normcase(os.path.abspath(path))
-        return any(r.status == "failed" and (p in r.files or os.path.normcase(os.path.abspath(r.target)) == p)
-                   for r in self.pm._records.values())
 
 
 def _folder(p: str) -> str:
