@@ -2,7 +2,7 @@
 
 A *piece* is one top-level statement (a decorated ``def``/``class`` with its decorators; a few
 statements sharing a line stay together), compiled on its own at its own line numbers. The
-reload (``reload.CodeSwap``) matches the new pieces against the ones that ran before by their
+reload (``codeswap.CodeSwap``) matches the new pieces against the ones that ran before by their
 text and runs only the ones that changed, plus imports and whatever reads a name that a run piece
 rebound; unchanged assignments are not run again, so the objects they hold (a cache, a registry
 filled at run time, the object a decorator returned) stay. See ``docs/reload-semantics.md``.
