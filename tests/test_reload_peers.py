@@ -267,3 +267,30 @@ def test_enum_with_same_members_is_patched_in_place(lay: Layout) -> None:
     lay.save(ENUM.format(v=2))  # used to fail: "cannot reassign member 'GREEN'"
     assert green.label() == "v2" and lay.mod.Light.GREEN is green and lay.mod.Light(1) is green
     assert lay.mod.DEFAULT is green
+
+
+ASYNC = """
+import functools
+def doubled(fn):
+    @functools.wraps(fn)
+    async def wrapper(*a):
+        return 2 * await fn(*a)
+    return wrapper
+{deco}
+async def fetch(x):
+    return x + {v}
+"""
+
+
+def test_async_function_gaining_a_decorator_is_redirected(lay: Layout) -> None:
+    import asyncio
+    import inspect
+
+    lay.write(ASYNC.format(deco="", v=1))
+    fetch = lay.mod.fetch  # taken before: `from mod import fetch`
+    assert asyncio.run(fetch(1)) == 2
+    lay.save(ASYNC.format(deco="@doubled", v=1))
+    assert asyncio.run(fetch(1)) == 4 and inspect.iscoroutinefunction(fetch)
+    assert list(inspect.signature(fetch).parameters) == ["x"]
+    lay.save(ASYNC.format(deco="@doubled", v=5))  # the next reload patches the redirect's target
+    assert asyncio.run(fetch(1)) == 12 and lay.mod.fetch is fetch
