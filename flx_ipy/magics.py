@@ -143,7 +143,7 @@ class PluginMagics(Magics):
           %plugin validate PATH           check a plugin file or folder without importing it
           %plugin sync                    apply saves made just before this cell, now
 
-        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
+        Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size).
         """
         args = self._parse(line)
         if args is None:
