@@ -37,6 +37,8 @@ STACK = [
     "events",
     "settle",
     "discovery",
+    "health_rules",
+    "recovery",
     "registry",
     "lifecycle",
     "transaction",
