@@ -294,3 +294,25 @@ def test_async_function_gaining_a_decorator_is_redirected(lay: Layout) -> None:
     assert list(inspect.signature(fetch).parameters) == ["x"]
     lay.save(ASYNC.format(deco="@doubled", v=5))  # the next reload patches the redirect's target
     assert asyncio.run(fetch(1)) == 12 and lay.mod.fetch is fetch
+
+
+CLASS_STATE = """
+class Store:
+    registry = {{}}
+    hits = 0
+    LIMIT = {limit}
+    def get(self):
+        return {v}
+"""
+
+
+def test_unchanged_class_level_assignments_keep_their_objects(lay: Layout) -> None:
+    lay.write(CLASS_STATE.format(limit=1, v=1))
+    store = lay.mod.Store
+    registry = store.registry
+    registry["k"] = 1
+    store.hits = 5  # reassigned at run time
+    lay.save(CLASS_STATE.format(limit=1, v=2))
+    assert store().get() == 2 and store.registry is registry and registry == {"k": 1} and store.hits == 5
+    lay.save(CLASS_STATE.format(limit=7, v=2))  # a changed assignment takes its new value
+    assert store.LIMIT == 7 and store.registry is registry

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-Patcher = Callable[[type, type], bool]  # (old, new) -> patched in place?
+Patcher = Callable[[type, type, Any], bool]  # (old, new, new class body code) -> patched in place?
 
 _lock = threading.Lock()
 _original: Any = None
@@ -43,7 +43,7 @@ def _build_class(func: Any, name: str, *bases: Any, **kwargs: Any) -> Any:
     old = olds.get(new.__qualname__)
     if old is None or old is new or old.__module__ != new.__module__:
         return new
-    return old if patch(old, new) else new
+    return old if patch(old, new, getattr(func, "__code__", None)) else new
 
 
 def old_classes(ns: dict[str, Any], module: str) -> dict[str, type]:

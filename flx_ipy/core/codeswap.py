@@ -196,6 +196,11 @@ def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...],
     return None
 
 
+_NOT_DATA = (type, types.FunctionType, types.MethodType, staticmethod, classmethod, property,
+             types.BuiltinFunctionType)
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, frozenset, range})
+
+
 def _enum_internals(cls: type) -> frozenset[str]:
     names = set(cls.__members__)  # type: ignore[attr-defined]
     names.update(k for k in vars(cls) if len(k) > 2 and k[0] == "_" and k[-1] == "_" and k[1] != "_")
@@ -229,6 +234,8 @@ class CodeSwap:
         self.changed = False
         self.compile_time = 0.0
         self.ran: dict[str, int] = {}  # module -> pieces of its top level that ran
+        self._old_splits: dict[str, tuple[toplevel.Split | None, str]] = {}
+        self._old_bodies: dict[str, dict[str, CodeType]] = {}
         self._undo: list[Any] = []
 
     def prepare(self) -> bool:
@@ -279,7 +286,8 @@ class CodeSwap:
             previous.setdefault(pc.key, []).append(pc)
         rebound: set[str] = set()
         ran = 0
-        with binding_old_classes(ns, snap.olds, lambda o, n: self._patch_into(o, n, label)):
+        self._old_splits[label] = (old, fname)
+        with binding_old_classes(ns, snap.olds, lambda o, n, body: self._patch_into(o, n, label, body)):
             for index, pc in enumerate(new.pieces):
                 matches = previous.get(pc.key)
                 prev = matches.pop(0) if matches else None
@@ -330,8 +338,34 @@ class CodeSwap:
         if self._patch_into(old, new, mod.__name__):
             mod.__dict__[name] = old
 
-    def _patch_into(self, old: type, new: type, module: str) -> bool:
-        """Copy ``new``'s namespace into ``old``; False (and a note) if it cannot be."""
+    def _old_body(self, module: str, qualname: str) -> CodeType | None:
+        bodies = self._old_bodies.get(module)
+        if bodies is None:
+            old, fname = self._old_splits.get(module, (None, ""))
+            bodies = toplevel.class_bodies(old, fname) if old is not None else {}
+            self._old_bodies[module] = bodies
+        return bodies.get(qualname)
+
+    def _keeps(self, old: type, k: str, ov: Any, v: Any, module: str, body: CodeType | None) -> bool:
+        """Keep the class's current data object for ``k``: its assignment in the class body is
+        unchanged (a registry or cache filled at run time stays; see docs/reload-semantics.md)."""
+        if isinstance(ov, _NOT_DATA) or hasattr(type(ov), "__get__") or k.startswith("__"):
+            return False
+        if type(ov) is type(v) and type(ov) in _IMMUTABLE:
+            try:
+                if ov == v:
+                    return True  # the same value: keeping the old object changes nothing
+            except Exception:
+                return False
+        if body is None:
+            return False
+        old_body = self._old_body(module, old.__qualname__)
+        return old_body is not None and toplevel.same_assignment(old_body, body, k)
+
+    def _patch_into(self, old: type, new: type, module: str, body: CodeType | None = None) -> bool:
+        """Copy ``new``'s namespace into ``old``; False (and a note) if it cannot be.
+        ``body``: the new class body's code (from its class statement), to tell which data
+        attributes' assignments are unchanged."""
         if self.class_map.get(new) is old:
             return True
         mapped = tuple(self.class_map.get(b, b) for b in new.__bases__)
@@ -351,6 +385,8 @@ class CodeSwap:
                 continue
             _repoint_class_cells(v, new, old)
             if k in old_dict:
+                if self._keeps(old, k, old_dict[k], v, module, body):
+                    continue
                 v = _in_place(old_dict[k], v, new, old, self._undo)
                 if v is old_dict[k]:
                     continue

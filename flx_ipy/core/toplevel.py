@@ -254,3 +254,59 @@ def code_of(split_: Split, index: int, path: str) -> types.CodeType:
     code = _compile(split_.lines, pc.start, pc.stop, path, split_.flags)
     pc.code = code
     return code
+
+
+# ----------------------------------------------------------------------------- class bodies
+_segments_cache: dict[types.CodeType, dict[str, tuple[object, ...] | None]] = {}
+
+
+def class_bodies(split_: Split, path: str) -> dict[str, types.CodeType]:
+    """The class-body code objects of a split (nested ones too), by ``__qualname__``."""
+    out: dict[str, types.CodeType] = {}
+
+    def visit(code: types.CodeType, prefix: str) -> None:
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType) and not c.co_flags & inspect.CO_OPTIMIZED:
+                qual = prefix + c.co_name  # (co_qualname is 3.11+)
+                out.setdefault(qual, c)
+                visit(c, qual + ".")
+
+    for index, pc in enumerate(split_.pieces):
+        if pc.kind == "class":
+            visit(code_of(split_, index, path), "")
+    return out
+
+
+def _norm_arg(value: object) -> object:
+    if isinstance(value, types.CodeType):
+        return (value.co_name, value.co_code, tuple(_norm_arg(c) for c in value.co_consts))
+    return value
+
+
+def _segments(body: types.CodeType) -> dict[str, tuple[object, ...] | None]:
+    """Per name the class body stores, the instructions that compute it (positions left out);
+    None for a name stored more than once."""
+    hit = _segments_cache.get(body)
+    if hit is not None:
+        return hit
+    out: dict[str, tuple[object, ...] | None] = {}
+    current: list[object] = []
+    for ins in dis.get_instructions(body):
+        if ins.opname in ("RESUME", "NOP", "CACHE", "EXTENDED_ARG"):
+            continue
+        if ins.opname == "STORE_NAME":
+            name = str(ins.argval)
+            out[name] = None if name in out else tuple(current)
+            current = []
+            continue
+        current.append((ins.opname, _norm_arg(ins.argval) if ins.arg is not None else None))
+    _segments_cache[body] = out
+    if len(_segments_cache) > 64:
+        _segments_cache.pop(next(iter(_segments_cache)))
+    return out
+
+
+def same_assignment(old_body: types.CodeType, new_body: types.CodeType, name: str) -> bool:
+    """Does the class body compute ``name`` exactly as before (the statement did not change)?"""
+    before = _segments(old_body).get(name)
+    return before is not None and before == _segments(new_body).get(name)
