@@ -198,7 +198,6 @@ def unpatchable_reason(old: type, new: type, mapped_bases: tuple[type, ...],
 
 _NOT_DATA = (type, types.FunctionType, types.MethodType, staticmethod, classmethod, property,
              types.BuiltinFunctionType)
-_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, frozenset, range})
 
 
 def _enum_internals(cls: type) -> frozenset[str]:
@@ -351,12 +350,11 @@ class CodeSwap:
         unchanged (a registry or cache filled at run time stays; see docs/reload-semantics.md)."""
         if isinstance(ov, _NOT_DATA) or hasattr(type(ov), "__get__") or k.startswith("__"):
             return False
-        if type(ov) is type(v) and type(ov) in _IMMUTABLE:
-            try:
-                if ov == v:
-                    return True  # the same value: keeping the old object changes nothing
-            except Exception:
-                return False
+        try:
+            if type(ov) is type(v) and bool(ov == v):
+                return True  # equal to what the new source built: keep the object others hold
+        except Exception:  # an == that raises or is not a truth value: ask the source instead
+            pass
         if body is None:
             return False
         old_body = self._old_body(module, old.__qualname__)
