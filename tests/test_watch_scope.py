@@ -23,7 +23,7 @@ def version():
 
 
 def reloaded(pm: PluginManager, name: str) -> list[str]:
-    return [e.kind for e in pm.history() if e.plugin == name and e.kind in ("reloaded", "reload_failed")]
+    return [e.kind for e in pm.events.history() if e.plugin == name and e.kind in ("reloaded", "reload_failed")]
 
 
 @pytest.fixture(params=LAYOUTS)
