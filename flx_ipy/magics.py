@@ -38,7 +38,7 @@ __all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
                "health", "state", "get", "panel", "log", "error", "validate", "sync", "history", "rollback",
-               "stats", "help")
+               "stats", "search", "install", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health", "rollback"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error", "history",
@@ -78,6 +78,8 @@ class PluginMagics(Magics):
                          help="Poll for changes instead of waiting for file system events. None: "
                               "poll only where events do not arrive (network, VM/WSL and Docker "
                               "Desktop mounts; FLX_IPY_FORCE_POLLING in the environment).").tag(config=True)
+    index = Unicode("", help="Default plugin index (folder or URL) for `%plugin search` and `%plugin install`; "
+                             "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
 
@@ -131,6 +133,9 @@ class PluginMagics(Magics):
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
+    @argument("--dry-run", action="store_true", help="install: show what would change, install nothing")
+    @argument("--target", help="install: into this folder (pip --target), put first on sys.path")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
 
@@ -153,6 +158,9 @@ class PluginMagics(Magics):
           %plugin history NAME            revisions (every load, reload, rollback) with their code
           %plugin rollback NAME [REV]     run an earlier revision's code again (default: the previous)
           %plugin stats [NAME]            hook call timings and reload outcomes per plugin
+          %plugin search [TERM] [--index URL|PATH]    plugins an index offers
+          %plugin install NAME[==VER] [--index ...] [--dry-run] [--target DIR]
+                                          pip-install (hash-checked) into this kernel; loadable at once
 
         Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size).
         """
@@ -442,6 +450,16 @@ class PluginMagics(Magics):
         from .core.validators import validate_path
 
         return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
+
+    def _cmd_search(self, args: Any) -> Any:
+        from .registry.magic import search_command
+
+        return search_command(self, args)
+
+    def _cmd_install(self, args: Any) -> Any:
+        from .registry.magic import install_command
+
+        return install_command(self, args)
 
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):
