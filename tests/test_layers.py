@@ -28,6 +28,9 @@ STACK = [
     "source",
     "validators",
     "loader",
+    "toplevel",
+    "redirect",
+    "binding",
     "codeswap",
     "instance_guard",
     "steps",
@@ -42,6 +45,7 @@ STACK = [
     "revisions",
     "transaction",
     "rollback",
+    "polling",
     "watcher",
     "manager",
 ]
