@@ -11,7 +11,9 @@ running, and what to type next — the magics print ``str(err)`` as their one li
      │    ├── PluginValidationError  (+ ValueError)  .problems: every problem found
      │    ├── PluginLoadError        (+ ImportError) the plugin's code could not be imported
      │    ├── HookError                              a plugin hook raised or timed out
-     │    └── ReloadError                            a reload failed and was rolled back
+     │    ├── ReloadError                            a reload failed and was rolled back
+     │    ├── PluginCrashedError                     an isolated plugin's worker died mid-call
+     │    └── PluginCallError (+ the builtin type)   an isolated plugin's method raised
      └── DiscoveryError                              a source could not be scanned
 """
 
@@ -86,3 +88,26 @@ class DiscoveryError(FlxError):
     def __init__(self, message: str, source: str = "") -> None:
         self.source = source
         super().__init__(message)
+
+
+class PluginCrashedError(PluginError):
+    """An isolated plugin's worker process died (or was killed after a hung call) while a call
+    was in flight, or the plugin is out of restarts. ``reason`` says how it died."""
+
+    def __init__(self, message: str, plugin: str | None = None, *, reason: str = "", hint: str = "") -> None:
+        super().__init__(message, plugin, hint=hint)
+        self.reason = reason
+
+
+class PluginCallError(PluginError):
+    """An exception raised inside an isolated plugin's worker, carried back as data: its type
+    name, message and the plugin's own traceback (never the exception object itself). For a
+    built-in exception type the error is also an instance of it (``except PermissionError``)."""
+
+    def __init__(self, message: str, plugin: str | None = None, *, type_name: str = "",
+                 remote_message: str = "", remote_traceback: str = "", where: str | None = None) -> None:
+        super().__init__(message, plugin)
+        self.type_name = type_name
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        self.where = where

@@ -45,6 +45,8 @@ def norm(path: str | Path) -> str:
 
 def plugin_traceback(exc: BaseException, files: Iterable[str]) -> tuple[str, str | None]:
     """The plugin's own frames of ``exc`` (never flx_ipy's), and the innermost ``file:line``."""
+    if getattr(exc, "remote_traceback", None):  # raised in an isolated plugin's worker
+        return exc.remote_traceback, getattr(exc, "where", None)  # type: ignore[attr-defined]
     wanted = {norm(f) for f in files}
     if isinstance(exc, SyntaxError) and exc.filename:
         where: str | None = f"{exc.filename}:{exc.lineno}"
@@ -79,7 +81,8 @@ def _has_hook(obj: Any, name: str) -> bool:
 
 
 def _call(pm: PluginManager, rec: PluginRecord, hook: str, *args: Any, timeout: Any = "default") -> HookCall:
-    fn = getattr(rec.instance, hook)
+    # the one place a plugin's hook is called: an isolated plugin's hooks run in its worker
+    fn = rec.worker.hook(hook) if rec.worker is not None else getattr(rec.instance, hook)
     return HookCall(rec.name, hook, fn, args, pm.hook_timeout if timeout == "default" else timeout)
 
 
@@ -349,6 +352,8 @@ def unload_steps(pm: PluginManager, name: str) -> Steps[None]:
     if rec.context is not None:
         for label, err in rec.context.close():
             log.warning("flx_ipy: %s: cleanup %r raised %s during unload", name, label, _one_line(err))
+    if rec.worker is not None:
+        rec.worker.close()  # no worker is left behind
     del pm._records[name]
     pm._unloaded.add(name)
     shared = {m.__name__ for r in pm._records.values() for m in plugin_modules(r)}
@@ -383,7 +388,8 @@ def health_steps(pm: PluginManager, name: str) -> Steps[HealthStatus]:
     elif not _has_hook(rec.instance, "health_check"):
         result = HealthStatus.healthy("running (no health_check)")
     else:
-        call = HookCall(rec.name, "health_check", rec.instance.health_check, (), pm.health_timeout, isolate=True)
+        fn = rec.worker.hook("health_check") if rec.worker is not None else rec.instance.health_check
+        call = HookCall(rec.name, "health_check", fn, (), pm.health_timeout, isolate=True)
         try:
             result = _coerce_health((yield call))
         except HookError as e:
@@ -403,6 +409,8 @@ def state_steps(pm: PluginManager, name: str) -> Steps[dict[str, Any]]:
     rec = pm.record(name)
     if rec.instance is None:
         raise InvalidStateError(f"{name} has no live object ({rec.status})", name)
+    if rec.worker is not None:
+        return rec.worker.state_summary()  # type: ignore[no-any-return]
     if _has_hook(rec.instance, "save_state") and rec.initialized:
         st = yield _call(pm, rec, "save_state")
         st = coerce_state(rec, st)

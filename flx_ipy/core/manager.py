@@ -208,10 +208,13 @@ class PluginManager:
         return (cand.target if cand else None), cand
 
     # ----------------------------------------------------------------- operations
-    def load(self, target: str | Path, start: bool = False, *, config: Mapping[str, Any] | None = None
-             ) -> PluginRecord:
-        """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder)."""
-        rec = self._run(lifecycle.load_steps(self, str(target), config))
+    def load(self, target: str | Path, start: bool = False, *, config: Mapping[str, Any] | None = None,
+             isolated: bool = False, limits: Mapping[str, Any] | None = None) -> PluginRecord:
+        """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder).
+
+        ``isolated=True``: run it in its own sandboxed worker process instead (``core/worker``);
+        ``limits``: ``{"memory_mb", "cpu_seconds", "open_files"}`` for that worker."""
+        rec = self._run(self._load_steps(str(target), config, isolated, limits))
         self._follow_new_roots()
         if start:
             self.start(rec.name)
@@ -226,9 +229,20 @@ class PluginManager:
         if set(self.watch_roots()) - set(w.paths):
             self.watch(**w.options)
 
+    def _load_steps(self, target: str, config: Mapping[str, Any] | None, isolated: bool,
+                    limits: Mapping[str, Any] | None) -> Steps[PluginRecord]:
+        if not isolated and limits:
+            raise InvalidStateError("limits apply to isolated plugins only: pass isolated=True")
+        if isolated:
+            from .worker.runtime import load_steps  # imported only when a plugin is isolated
+
+            return load_steps(self, target, config, limits)
+        return lifecycle.load_steps(self, target, config)
+
     async def aload(self, target: str | Path, start: bool = False, *,
-                    config: Mapping[str, Any] | None = None) -> PluginRecord:
-        rec = await self._arun(lifecycle.load_steps(self, str(target), config))
+                    config: Mapping[str, Any] | None = None, isolated: bool = False,
+                    limits: Mapping[str, Any] | None = None) -> PluginRecord:
+        rec = await self._arun(self._load_steps(str(target), config, isolated, limits))
         self._follow_new_roots()
         if start:
             await self.astart(rec.name)

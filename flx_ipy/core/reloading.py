@@ -140,6 +140,8 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             hint=f"fix it and `%plugin start {name}`, or unload and load it again")
     if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
+    if rec.worker is not None:  # isolated: the worker runs this same transaction
+        return (yield from rec.worker.reload_steps(pm, rec, force=force))
     t0 = time.perf_counter()
     batch_done = batch_done if batch_done is not None else set()
     new_sources = new_sources if new_sources is not None else {}
@@ -340,6 +342,13 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
                     or (source_hashes.get(p) == digest(new_sources[p]) and not batch_done))
                 for p in touched):
             continue  # a save that changes nothing (or the same broken content again)
+        if rec.worker is not None:  # isolated: the worker reloads (or retries) itself
+            if rec.status in (S.RELOADING, S.UNLOADED) or rec.worker.state in ("failed", "closed"):
+                continue
+            res = yield from rec.worker.reload_steps(pm, rec, force=force, paths=sorted(touched or changed))
+            if res.modules or not res.ok:
+                results.append(res)
+            continue
         if rec.status == S.FAILED:
             results.append((yield from _retry_failed(pm, rec, new_sources)))
             continue

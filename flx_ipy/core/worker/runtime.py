@@ -1,0 +1,505 @@
+"""The kernel's side of an isolated plugin: its worker, its checkpoints, its restarts.
+
+``rec.worker`` is an ``IsolatedRuntime``. The lifecycle code calls hooks through one seam
+(``lifecycle._call``); for an isolated plugin that seam hands back ``runtime.hook(name)``,
+which runs the step in the worker's own ``PluginManager``. Reloads go to the worker too, which
+runs the very same reload transaction and returns its ``ReloadResult`` as data.
+
+Crashes: the monitor thread notices the worker's death on its pidfd; a helper thread emits
+``crashed`` (with the reason), starts a new worker, loads the plugin, restores the last good
+checkpoint (the last successful ``save_state`` — or the plain-data attributes — taken after
+start, after every reload and about a second after calls), starts it if it was meant to run,
+and emits ``restarted`` with the checkpoint's age. More than 3 crashes in 10 minutes: ``failed``
+with reason ``crash-loop``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    FlxError,
+    InvalidStateError,
+    PluginCallError,
+    PluginCrashedError,
+    PluginError,
+    PluginLoadError,
+)
+from ..hooks import Steps
+from ..record import PluginRecord
+from ..reload import ReloadResult
+from ..types import LifecycleState, PluginMetadata, PluginState
+from . import static
+from .process import RemoteFailure, WorkerGone, WorkerProcess
+from .protocol import NotPlainData
+from .proxy import PluginProxy
+from .sandbox import Policy
+
+if TYPE_CHECKING:
+    from ..manager import PluginManager
+
+log = logging.getLogger("flx_ipy")
+S = LifecycleState
+LIMIT_KEYS = ("memory_mb", "cpu_seconds", "open_files", "file_mb", "call_timeout")
+CRASH_LOOP = (3, 600.0)  # more than 3 crashes within 600 s
+START_TIMEOUT = 60.0
+_remote_types: dict[str, type[PluginCallError]] = {}
+
+
+def validate_limits(limits: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Limits as numbers; a clear one-line error (and nothing started) for anything else."""
+    out: dict[str, Any] = {}
+    for k, v in dict(limits or {}).items():
+        if k not in LIMIT_KEYS:
+            raise PluginError(f"unknown limit {k!r}; known limits: {', '.join(LIMIT_KEYS)}")
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise PluginError(f"limit {k} must be a positive number, got {v!r}")
+        out[k] = v
+    return out
+
+
+def remote_error(plugin: str, reply: Mapping[str, Any], what: str) -> Exception:
+    """The worker's error as an exception of ours; never an object the worker built."""
+    type_name = str(reply.get("type") or "Exception")
+    message = str(reply.get("message") or "")
+    if reply.get("not_plain"):
+        return TypeError(message)
+    text = f"{what} raised {type_name}: {message}" if what else f"{type_name}: {message}"
+    cls = _remote_types.get(type_name)
+    if cls is None:
+        base = getattr(builtins, type_name, None)
+        cls = PluginCallError
+        if isinstance(base, type) and issubclass(base, Exception) and base.__module__ == "builtins":
+            try:
+                cls = type(f"Remote{type_name}", (PluginCallError, base), {"__str__": PluginCallError.__str__})
+                cls(text, plugin)  # some built-ins need other constructor arguments
+            except Exception:
+                cls = PluginCallError
+        _remote_types[type_name] = cls
+    return cls(text, plugin, type_name=type_name, remote_message=message,
+               remote_traceback=str(reply.get("traceback") or ""), where=reply.get("where"))
+
+
+def data_dir_for(pm: PluginManager, name: str) -> Path:
+    base = pm.data_root if pm.data_root else Path(tempfile.gettempdir()) / "flx_ipy"
+    return Path(base) / name
+
+
+class IsolatedRuntime:
+    """One isolated plugin's worker and everything the kernel keeps about it (``rec.worker``)."""
+
+    def __init__(self, pm: PluginManager, name: str, sp: static.StaticPlugin,
+                 config: Mapping[str, Any] | None, limits: dict[str, Any]) -> None:
+        self._pm = weakref.ref(pm)
+        self.name = name
+        self.target = sp.target
+        self.config = dict(config or {})
+        self.limits = dict(limits)
+        sandbox_limits = {k: v for k, v in limits.items() if k != "call_timeout"}
+        self.policy = Policy.from_capabilities(list(sp.metadata.capabilities), str(data_dir_for(pm, name)),
+                                               sandbox_limits)
+        self.call_timeout: float | None = float(limits.get("call_timeout") or pm.hook_timeout or 30.0)
+        self.checkpoint_delay = 1.0
+        self.proc: WorkerProcess | None = None
+        self.cgroup: Any = None
+        self.enforced: list[str] = []
+        self.unavailable: dict[str, str] = {}
+        self.details: dict[str, Any] = {}
+        self.methods: frozenset[str] = frozenset()
+        self.bound: dict[str, Any] = {}
+        self.checkpoint: dict[str, Any] | None = None
+        self.crash_times: deque[float] = deque()
+        self.crashes = 0
+        self.restarts = 0
+        self.last_crash: dict[str, Any] | None = None
+        self.state = "starting"  # running | restarting | failed | closed
+        self.started_in: float | None = None
+        self._ready = threading.Event()
+        self._dirty = False
+        #: set when every call so far is covered by a checkpoint (tests and tutorials wait on it)
+        self.checkpointed = threading.Event()
+        self._timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()
+        self.proxy = PluginProxy(self)
+
+    # ------------------------------------------------------------------ what the UI shows
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.alive else None
+
+    def stats(self) -> dict[str, Any]:
+        return self.proc.stats() if self.proc is not None else {"pid": None, "rss_mb": None, "cpu_seconds": None}
+
+    def to_dict(self) -> dict[str, Any]:
+        st = self.stats()
+        return {"pid": self.pid, "state": self.state, "enforced": list(self.enforced),
+                "unavailable": dict(self.unavailable), "rss_mb": st["rss_mb"], "cpu_seconds": st["cpu_seconds"],
+                "limits": dict(self.limits), "capabilities": self.policy.to_dict(),
+                "crashes": self.crashes, "restarts": self.restarts, "last_crash": self.last_crash,
+                "checkpoint_time": self.checkpoint["time"] if self.checkpoint else None}
+
+    def __repr__(self) -> str:
+        return f"<worker {self.name} pid={self.pid} {self.state} enforced={self.enforced}>"
+
+    # ------------------------------------------------------------------ starting a worker
+    def spawn(self, *, ready: bool = True) -> dict[str, Any]:
+        """Start a worker, sandbox it, load the plugin in it; returns the plugin's info."""
+        t0 = time.perf_counter()
+        self._ready.clear()
+        cgroup, unavailable = None, {}
+        mem = self.limits.get("memory_mb")
+        if mem:
+            from .sandbox.cgroup import MemoryCgroup
+
+            try:  # headroom above the rlimit: Python sees MemoryError first, native code meets the ceiling
+                cgroup = MemoryCgroup.create(self.name, int(mem * 1.25 + 32) << 20)
+            except OSError as e:
+                unavailable["cgroup"] = str(e)
+        proc = WorkerProcess(on_exit=self._on_exit)
+        in_cgroup = False
+        if cgroup is not None:
+            try:
+                in_cgroup = cgroup.add(proc.pid)
+            except OSError as e:
+                unavailable["cgroup"] = str(e)
+            if not in_cgroup:
+                unavailable.setdefault("cgroup", "the worker did not read back as a member")
+        setup = {"op": "setup", "target": self.target, "config": self.config, "policy": self.policy.to_dict(),
+                 "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path], "cwd": os.getcwd()}
+        try:
+            reply = proc.first_reply(setup, START_TIMEOUT)
+        except (WorkerGone, TimeoutError) as e:
+            if cgroup is not None:
+                cgroup.remove()
+            raise PluginLoadError(f"{self.name}: the worker process died while starting ({e})", self.name,
+                                  hint="run the plugin in-process to see its import error") from None
+        sandbox = reply.get("sandbox") or (reply.get("value") or {}).get("sandbox") or {}
+        if not reply.get("ok"):
+            proc.close()
+            if cgroup is not None:
+                cgroup.remove()
+            err = remote_error(self.name, reply, "")
+            raise PluginLoadError(f"{self.name}: loading in the worker failed: {err}", self.name,
+                                  hint="fix the error and load again") from err
+        self.proc, self.cgroup = proc, cgroup
+        self.enforced = list(sandbox.get("enforced", [])) + (["cgroup"] if in_cgroup else [])
+        self.unavailable = {**dict(sandbox.get("unavailable", {})), **unavailable}
+        self.details = dict(sandbox.get("details", {}))
+        info: dict[str, Any] = reply["value"]["plugin"]
+        self._take_info(info)
+        self.started_in = time.perf_counter() - t0
+        if ready:
+            self.state = "running"
+            self._ready.set()
+        return info
+
+    def _take_info(self, info: Mapping[str, Any]) -> None:
+        self.methods = frozenset(info.get("methods", ()))
+        self.bound = {}
+
+    def apply_info(self, rec: PluginRecord, info: Mapping[str, Any]) -> None:
+        """Mirror what the worker says about the plugin's code into the kernel's record."""
+        from ..loader import source_hashes
+
+        self._take_info(info)
+        rec.files = set(info.get("files", ()))
+        for f, h in dict(info.get("hashes", {})).items():
+            if h:
+                source_hashes[f] = h  # so a save that changes nothing is recognised in the kernel
+        rec.root = info.get("root") or rec.root
+        rec.package_dir = info.get("package_dir")
+        rec.failed_hashes = dict(info.get("failed_hashes", {}))
+        try:
+            rec.metadata = PluginMetadata(**info["metadata"])
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ calls
+    def _current(self, timeout: float | None) -> WorkerProcess:
+        if not self._ready.is_set() and not self._ready.wait(timeout):
+            raise PluginCrashedError(f"{self.name}: its worker is not back after {timeout:g} s", self.name,
+                                     reason="restart timed out")
+        proc = self.proc
+        if self.state in ("failed", "closed") or proc is None:
+            why = (self.last_crash or {}).get("reason", self.state)
+            raise PluginCrashedError(f"{self.name}: its worker is {self.state} ({why})", self.name,
+                                     reason=self.state, hint=f"`%plugin unload {self.name}` then load it again")
+        return proc
+
+    def request(self, op: str, what: str = "", timeout: Any = "default", **fields: Any) -> Any:
+        t = self.call_timeout if timeout == "default" else timeout
+        proc = self._current(t)
+        label = what or op
+        try:
+            return proc.call(op, t, **fields)
+        except RemoteFailure as f:
+            raise remote_error(self.name, f.reply, what) from None
+        except NotPlainData as e:
+            raise TypeError(f"{label}: an argument of type {e.what} is not plain data "
+                            "(JSON/MessagePack types: None, bool, int, float, str, bytes, list, dict)") from None
+        except TimeoutError as e:
+            raise PluginCrashedError(f"{self.name}: {label} did not return within {t:g} s; its worker was "
+                                     "killed and is restarting", self.name, reason=str(e)) from None
+        except WorkerGone as e:
+            raise PluginCrashedError(f"{self.name}: its worker died during {label} ({e}); it is restarting",
+                                     self.name, reason=str(e)) from None
+
+    def call_method(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = self.request("call", f"{self.name}.{method}()", method=method, args=args, kwargs=kwargs)
+        self._touched()
+        return value
+
+    def get_attribute(self, attr: str) -> Any:
+        try:
+            got = self.request("getattr", f"{self.name}.{attr}", attr=attr)
+        except PluginCallError as e:
+            if e.type_name == "AttributeError":
+                raise AttributeError(f"{self.name} has no attribute {attr!r}") from None
+            raise
+        if got.get("callable"):
+            from .proxy import RemoteMethod
+
+            return RemoteMethod(self, attr)
+        return got.get("value")
+
+    # ------------------------------------------------------------------ the hook seam
+    def hook(self, hook: str) -> Callable[..., Any]:
+        """The function the lifecycle calls for ``hook``: the step runs in the worker."""
+        if hook == "initialize":
+            return lambda ctx: self.request("lifecycle", "initialize()", step="initialize", config=ctx.config)
+        if hook == "start":
+            def start() -> None:
+                self.request("lifecycle", "start()", step="start")
+                self.checkpoint_now()
+            return start
+        if hook == "stop":
+            def stop() -> None:
+                got = self.request("lifecycle", "stop()", step="stop") or {}
+                if got.get("problem"):
+                    raise PluginCallError(str(got["problem"]), self.name)
+            return stop
+        if hook == "health_check":
+            return lambda: self.request("lifecycle", "health_check()", step="health")
+        if hook == "save_state":
+            def save_state() -> PluginState:
+                cp = self.checkpoint_now(raise_errors=True) or {}
+                if cp.get("kind") != "save_state":
+                    raise TypeError(f"{self.name} has no save_state")
+                return PluginState.from_dict(cp["data"])
+            return save_state
+        return lambda *args: self.call_method(hook, args, {})
+
+    def state_summary(self) -> dict[str, Any]:
+        return self.request("lifecycle", "state", step="state")  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_now(self, raise_errors: bool = False) -> dict[str, Any] | None:
+        try:
+            cp = self.request("checkpoint", "save_state()")
+        except Exception as e:
+            if raise_errors:
+                raise
+            log.warning("flx_ipy: %s: checkpoint failed, keeping the previous one: %s", self.name, e)
+            return None
+        self.checkpoint = cp
+        return cp  # type: ignore[no-any-return]
+
+    def _touched(self) -> None:
+        self._dirty = True
+        self.checkpointed.clear()
+        if self._timer is None and self.checkpoint_delay is not None:
+            with self._timer_lock:
+                if self._timer is None:
+                    t = threading.Timer(self.checkpoint_delay, self._debounced)
+                    t.daemon = True
+                    self._timer = t
+                    t.start()
+
+    def _debounced(self) -> None:
+        self._timer = None
+        if self._dirty and self.state == "running":
+            self._dirty = False
+            if self.checkpoint_now() is not None and not self._dirty:
+                self.checkpointed.set()
+
+    # ------------------------------------------------------------------ reload
+    def reload_steps(self, pm: PluginManager, rec: PluginRecord, *, force: bool,
+                     paths: list[str] | None = None) -> Steps[ReloadResult]:
+        """The reload transaction, run by the worker's manager; its result mirrored here."""
+        t0 = time.perf_counter()
+        prev = rec.status
+        rec.status = S.RELOADING
+        pm._emit("reloading", rec.name, now=True, isolated=True)
+        try:
+            if paths is not None:
+                value = self.request("apply", "reload", paths=paths, force=force)
+            else:
+                value = self.request("reload", "reload", force=force)
+        except (FlxError, TypeError) as e:
+            rec.status = prev
+            res = ReloadResult(plugin=rec.name, ok=False, error=str(e), phase="worker",
+                               duration=time.perf_counter() - t0, finished_at=time.time())
+            rec.last_reload = res
+            rec.error = f"reload failed in the worker: {e}"
+            pm._emit("reload_failed", rec.name, phase="worker", error=str(e), where=None, rolled_back=False)
+            return res
+        info = value["info"]
+        self.apply_info(rec, info)
+        try:
+            rec.status = S(info["status"])
+        except ValueError:
+            rec.status = prev
+        results = [ReloadResult(**r) for r in value["results"]]
+        if not results:
+            return ReloadResult(plugin=rec.name, ok=True, changed=False, duration=time.perf_counter() - t0)
+        res = results[-1]
+        res.duration = time.perf_counter() - t0
+        rec.last_reload = res
+        if res.ok:
+            rec.reload_count += 1
+            rec.error = rec.error_detail = None
+            pm._emit("reloaded", rec.name, duration=res.duration, version=rec.version, modules=res.modules,
+                     notes=list(res.notes), isolated=True)
+            self.checkpoint_now()
+        else:
+            rec.error = info.get("error") or f"reload failed in {res.phase}: {res.error}"
+            rec.error_detail = res.traceback
+            pm._emit("reload_failed", rec.name, phase=res.phase, error=res.error, where=res.where,
+                     rolled_back=res.rolled_back)
+        return res
+        yield  # a generator: the worker runs the hooks
+
+    # ------------------------------------------------------------------ crashes
+    def _on_exit(self, proc: WorkerProcess) -> None:
+        """Monitor thread: hand the work to a helper thread at once."""
+        if proc is not self.proc or self.state == "closed":
+            return
+        self._ready.clear()
+        self.state = "restarting"
+        threading.Thread(target=self._after_crash, args=(proc,), name=f"flx_ipy-restart-{self.name}",
+                         daemon=True).start()
+
+    def _after_crash(self, proc: WorkerProcess) -> None:
+        pm = self._pm()
+        if pm is None:
+            return
+        reason = proc.reason()
+        if self.cgroup is not None:
+            if proc.returncode == -9 and not proc.kill_reason and self.cgroup.oom_killed():
+                reason = "out of memory (cgroup limit)"
+            self.cgroup.remove()
+            self.cgroup = None
+        now = time.time()
+        self.crash_times.append(now)
+        while self.crash_times and now - self.crash_times[0] > CRASH_LOOP[1]:
+            self.crash_times.popleft()
+        self.crashes += 1
+        self.last_crash = {"time": now, "reason": reason, "returncode": proc.returncode, "pid": proc.pid}
+        pm._emit("crashed", self.name, reason=reason, returncode=proc.returncode, pid=proc.pid,
+                 crashes_in_window=len(self.crash_times))
+        try:
+            with pm._locked(timeout=max(60.0, (self.call_timeout or 30.0) * 2)):
+                rec = pm._records.get(self.name)
+                if rec is None or rec.worker is not self or self.state == "closed":
+                    return
+                if len(self.crash_times) > CRASH_LOOP[0]:
+                    self._give_up(pm, rec, f"crash-loop: its worker crashed {len(self.crash_times)} times "
+                                           f"in {CRASH_LOOP[1] / 60:g} minutes (last: {reason})", "crash-loop")
+                    return
+                self._restart(pm, rec)
+        except InvalidStateError as e:  # the manager stayed busy: try once more later would hide it
+            rec = pm._records.get(self.name)
+            if rec is not None:
+                self._give_up(pm, rec, f"restart after crash failed: {e}", "restart-failed")
+
+    def _give_up(self, pm: PluginManager, rec: PluginRecord, error: str, reason: str) -> None:
+        self.state = "failed"
+        rec.status = S.FAILED
+        rec.error = error
+        pm._emit("failed", rec.name, phase=reason, reason=reason, error=error)
+        self._ready.set()  # callers waiting for a restart fail now, not after their timeout
+
+    def _restart(self, pm: PluginManager, rec: PluginRecord) -> None:
+        t0 = time.perf_counter()
+        cp = self.checkpoint
+        try:
+            self.spawn(ready=False)
+            self.config = dict(rec.config)
+            proc = self.proc
+            assert proc is not None
+            info = proc.call("restore", self.call_timeout, checkpoint=cp,
+                             config={**pm.config.get(rec.name, {}), **rec.config},
+                             initialize=rec.initialized, start=rec.want_running)
+        except Exception as e:
+            err = remote_error(self.name, e.reply, "") if isinstance(e, RemoteFailure) else e
+            self._give_up(pm, rec, f"restart after crash failed: {type(err).__name__}: {err}", "restart-failed")
+            return
+        self.apply_info(rec, info)
+        rec.status = S.RUNNING if rec.want_running else (S.INITIALIZED if rec.initialized else S.LOADED)
+        rec.error = None
+        self.restarts += 1
+        self.state = "running"
+        self._ready.set()
+        age = (time.time() - cp["time"]) if cp else None
+        pm._emit("restarted", rec.name, pid=self.pid, state_age=age,
+                 restored=cp["kind"] if cp else None, duration=time.perf_counter() - t0,
+                 reason=(self.last_crash or {}).get("reason"))
+
+    # ------------------------------------------------------------------ teardown
+    def close(self) -> None:
+        self.state = "closed"
+        t = self._timer
+        if t is not None:
+            t.cancel()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        self._ready.set()
+
+
+# ---------------------------------------------------------------------- load
+def load_steps(pm: PluginManager, target: str, config: Mapping[str, Any] | None,
+               limits: Mapping[str, Any] | None) -> Steps[PluginRecord]:
+    """Load ``target`` into a new sandboxed worker; the kernel reads only its source text."""
+    lim = validate_limits(limits)
+    sp = static.resolve(pm, target)
+    name = sp.metadata.name
+    existing = pm._records.get(name)
+    if existing is not None:
+        if existing.status != S.FAILED:
+            if existing.worker is not None and existing.target == target:
+                return existing  # loading the same isolated plugin again is a no-op
+            raise InvalidStateError(f"a plugin named {name!r} is already loaded from {existing.source}", name,
+                                    hint=f"`%plugin unload {name}` first, or rename one of them")
+        raise InvalidStateError(f"{name} is loaded but failed ({existing.error})", name,
+                                hint=f"`%plugin unload {name}`, then load it again")
+    rt = IsolatedRuntime(pm, name, sp, config, lim)
+    info = rt.spawn()
+    rec = PluginRecord(name=name, target=target, metadata=sp.metadata, source=str(info.get("source") or sp.file),
+                       instance=rt.proxy, config=dict(config or {}))
+    rec.isolated = True
+    rec.worker = rt
+    rt.apply_info(rec, info)
+    pm._records[name] = rec
+    pm._unloaded.discard(name)
+    rt.checkpoint_now()
+    pm._emit("loaded", name, version=rec.version, source=rec.source, isolated=True, pid=rt.pid,
+             enforced=list(rt.enforced))
+    return rec
+    yield  # a generator, though loading calls no hook
