@@ -117,12 +117,33 @@ def plugin_table(pm: Any) -> Table:
     for name, rec in sorted(pm.plugins.items()):
         health = rec.health.status if rec.health is not None else ""
         rows.append([name, rec.version, rec.status, health, rec.reload_count, _last_reload(rec),
-                     rec.error or "", rec.source])
+                     rec.error or "", isolation_text(rec), rec.source])
     watching = getattr(pm, "watched_paths", [])
     footer = (f"watching {len(watching)} folder{'s' if len(watching) != 1 else ''}: {', '.join(watching)}"
               if watching else "not watching (`%plugin watch` to reload on save)")
-    return Table(["name", "version", "status", "health", "reloads", "last reload", "error", "source"], rows,
+    return Table(["name", "version", "status", "health", "reloads", "last reload", "error", "isolation", "source"],
+                 rows,
                  empty="no plugins loaded — `%plugin discover DIR` then `%plugin load NAME`", footer=footer)
+
+
+def isolation_text(rec: Any) -> str:
+    """``in-process``, or the worker's pid, RSS, CPU, enforced layers and last crash."""
+    w = getattr(rec, "worker", None)
+    if w is None:
+        return "in-process"
+    d = w.to_dict()
+    parts = [f"pid {d['pid']}" if d["pid"] else str(d["state"])]
+    if d.get("rss_mb") is not None:
+        parts.append(f"{d['rss_mb']:.0f} MB")
+    if d.get("cpu_seconds") is not None:
+        parts.append(f"{d['cpu_seconds']:.2f} s CPU")
+    parts.append("enforced: " + ("+".join(d["enforced"]) or "nothing"))
+    if d.get("unavailable"):
+        parts.append("not in force: " + "+".join(sorted(d["unavailable"])))
+    crash = d.get("last_crash")
+    if crash:
+        parts.append(f"last crash {_clock(crash['time'])}: {crash['reason']} ({d['crashes']} total)")
+    return ", ".join(parts)
 
 
 def health_table(statuses: dict[str, Any]) -> Table:

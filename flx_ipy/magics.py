@@ -45,7 +45,7 @@ _PATH_ARG = frozenset({"discover", "validate"})
 
 _current: PluginMagics | None = None
 
-Op = tuple[str, tuple[Any, ...]]
+Op = tuple[Any, ...]  # (method, args) or (method, args, kwargs)
 Command = Generator[Op, Any, Any]
 
 
@@ -117,6 +117,11 @@ class PluginMagics(Magics):
     @argument("command", nargs="?", default="help", help="one of: " + ", ".join(SUBCOMMANDS))
     @argument("args", nargs="*", help="plugin names, a load target, folders or files")
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
+    @argument("--isolated", action="store_true",
+              help="load: run the plugin in its own sandboxed worker process")
+    @argument("--memory-mb", type=int, default=None, help="load --isolated: memory limit (MB)")
+    @argument("--cpu-seconds", type=int, default=None, help="load --isolated: CPU time limit (s)")
+    @argument("--open-files", type=int, default=None, help="load --isolated: open files limit")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
     def plugin(self, line: str = "") -> Any:
@@ -127,6 +132,8 @@ class PluginMagics(Magics):
           %plugin discover [DIR ...]      list plugins in entry points and folders (no import)
           %plugin list                    loaded plugins: version, status, health, last reload
           %plugin load TARGET [--start]   a discovered name, module:Class, module, .py or folder
+            [--isolated [--memory-mb N] [--cpu-seconds N] [--open-files N]]
+                                          ... in its own sandboxed worker process
           %plugin start|stop|reload|unload NAME
           %plugin watch [NAME|PATH ...]   reload on save (idle: at once; busy: after the cell)
           %plugin unwatch
@@ -205,7 +212,7 @@ class PluginMagics(Magics):
     def _drive_sync(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
             return cmd
-        return drive(cmd, lambda op: getattr(self.pm, op[0])(*op[1]))
+        return drive(cmd, lambda op: getattr(self.pm, op[0])(*op[1], **(op[2] if len(op) > 2 else {})))
 
     async def _drive_async(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
@@ -214,9 +221,10 @@ class PluginMagics(Magics):
 
     async def _ainvoke(self, op: Op) -> Any:
         """A manager call, through its awaitable twin when it has one (hooks on this loop)."""
-        method, a = op
+        method, a = op[0], op[1]
+        kw = op[2] if len(op) > 2 else {}  # type: ignore[misc]
         twin = getattr(self.pm, "a" + method, None)
-        return await twin(*a) if twin is not None else getattr(self.pm, method)(*a)
+        return await twin(*a, **kw) if twin is not None else getattr(self.pm, method)(*a, **kw)
 
     def _command(self, args: Any) -> Any:
         return getattr(self, "_cmd_" + args.command)(args)
@@ -251,13 +259,22 @@ class PluginMagics(Magics):
         expanded = os.path.expanduser(target)
         if os.path.exists(expanded):
             target = os.path.abspath(expanded)
-        rec = yield ("load", (target,))
+        limits = {k: v for k, v in (("memory_mb", args.memory_mb), ("cpu_seconds", args.cpu_seconds),
+                                    ("open_files", args.open_files)) if v is not None}
+        if limits and not args.isolated:
+            raise UsageError("%plugin load: --memory-mb/--cpu-seconds/--open-files need --isolated")
+        rec = yield (("load", (target,), {"isolated": True, "limits": limits}) if args.isolated
+                     else ("load", (target,)))
         if args.start:
             rec = yield ("start", (rec.name,))
         if self.watch_on_load or self.pm.watching:
             self._watch_more([rec.root] if rec.root else [])
         watching = " (watching)" if self.pm.watching else ""
         print(f"{rec.name} {rec.version} {rec.status}{watching} — {rec.source}")
+        if rec.worker is not None:
+            w = rec.worker
+            missing = "; not in force here: " + ", ".join(sorted(w.unavailable)) if w.unavailable else ""
+            print(f"  isolated in worker pid {w.pid}; enforced: {', '.join(w.enforced) or 'nothing'}{missing}")
 
     def _cmd_start(self, args: Any) -> Command:
         for name in self._names(args, "start"):

@@ -141,7 +141,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
     if rec.worker is not None:  # isolated: the worker runs this same transaction
-        return (yield from rec.worker.reload_steps(pm, rec, force=force))
+        return (yield from rec.worker.reload_steps(pm, rec, force=force))  # type: ignore[no-any-return]
     t0 = time.perf_counter()
     batch_done = batch_done if batch_done is not None else set()
     new_sources = new_sources if new_sources is not None else {}

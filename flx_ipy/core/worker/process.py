@@ -210,7 +210,7 @@ class WorkerProcess:
                 self.channel.send_raw(frame)
                 sock.settimeout(timeout)
                 reply = self.channel.recv()
-            except socket.timeout:
+            except TimeoutError:
                 self.kill(f"hung call: {fields.get('method') or op}() did not return within {timeout:g} s")
                 self.exited.wait(5)
                 raise TimeoutError(self.reason()) from None
@@ -237,7 +237,7 @@ class WorkerProcess:
                 self.channel.send(setup)
                 sock.settimeout(timeout)
                 return self.channel.recv()  # type: ignore[no-any-return]
-            except socket.timeout:
+            except TimeoutError:
                 self.kill(f"did not start within {timeout:g} s")
                 self.exited.wait(5)
                 raise TimeoutError(self.reason()) from None

@@ -41,7 +41,7 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def encode(obj: Any, max_frame: int = MAX_FRAME) -> bytes:
-    body = msgpack.packb(obj, use_bin_type=True, default=_refuse)
+    body: bytes = msgpack.packb(obj, use_bin_type=True, default=_refuse)
     if len(body) > max_frame:
         raise ProtocolError(f"message of {len(body)} bytes exceeds the {max_frame}-byte frame limit")
     return _HEAD.pack(len(body)) + body

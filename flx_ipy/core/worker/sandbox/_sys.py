@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from typing import Any
 
 _libc: ctypes.CDLL | None = None
 
@@ -36,7 +37,7 @@ def prctl(option: int, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> int:
     return check(fn(option, a, b, c, d), f"prctl({option})")
 
 
-def syscall(nr: int, *args: int | ctypes.c_void_p | None) -> int:
+def syscall(nr: int, *args: Any) -> int:
     fn = libc().syscall
     fn.restype = ctypes.c_long
     return int(fn(ctypes.c_long(nr), *args))

@@ -46,7 +46,8 @@ def build(deny_socket: bool, deny_exec: bool) -> list[tuple[int, int, int, int]]
     for i, nr in enumerate(denied):
         prog.append((JEQ_K, deny - (5 + i), 0, nr))
     prog += [(RET_K, 0, 0, RET_ALLOW), (RET_K, 0, 0, RET_ERRNO | errno.EPERM)]
-    assert len(prog) == deny + 1 and prog[allow][3] == RET_ALLOW
+    assert len(prog) == deny + 1
+    assert prog[allow][3] == RET_ALLOW
     return prog
 
 
