@@ -67,6 +67,8 @@ class PluginMagics(Magics):
                                        "while no cell runs, so panels show health as it changes "
                                        "(0: only on request).").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    isolate = List(Unicode(), help="Plugins loaded isolated (own sandboxed worker process) even without "
+                                   "--isolated: names, or 'all', or 'entry_points'.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
 
@@ -86,8 +88,10 @@ class PluginMagics(Magics):
             self.pm.discovery.add_dirs(*self.plugin_dirs)
         self.pm.health_timeout = self.health_timeout
         self.pm.events.resize(self.log_size)
+        if self.isolate:
+            self.pm.isolate = self.isolate[0] if self.isolate[0] in ("all", "entry_points") else list(self.isolate)
 
-    @observe("plugin_dirs", "health_timeout", "log_size")
+    @observe("plugin_dirs", "health_timeout", "log_size", "isolate")
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()

@@ -507,3 +507,31 @@ def test_no_worker_outlives_a_killed_kernel(tmp_path: Path) -> None:
         os.close(pidfd)
     finally:
         kernel.kill()
+
+
+def test_a_save_seen_by_the_kernels_watcher_reloads_the_worker(pm: PluginManager, tmp_path: Path) -> None:
+    ev = Events(pm)
+    path = write(tmp_path, source())
+    pm.load(path, start=True, isolated=True)
+    p = pm.get("counter")
+    p.bump(2)
+    pm.watch()
+    try:
+        path.write_text(source(version="2.0.0", step=100))
+        ev.wait("reloaded")
+        assert p.bump() == 102 and pm.record("counter").version == "2.0.0"
+    finally:
+        pm.unwatch()
+
+
+def test_a_policy_isolates_by_name(tmp_path: Path) -> None:
+    plugins = write(tmp_path, source("chosen"), "chosen.py").parent
+    write(tmp_path, source("other"), "other.py")
+    pm = PluginManager(plugin_dirs=[plugins], entry_points=False, data_root=tmp_path / "data",
+                       isolate=["chosen"])
+    try:
+        pm.discover()
+        assert pm.load("chosen").isolated is True
+        assert pm.load("other").isolated is False
+    finally:
+        pm.close()

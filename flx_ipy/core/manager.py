@@ -47,6 +47,7 @@ class PluginManager:
         event_history: int = 500,
         data_root: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        isolate: Any = None,
     ) -> None:
         self.discovery = Discovery(plugin_dirs=[Path(d) for d in plugin_dirs], entry_points=entry_points)
         self.events = EventBus(history=event_history, clock=clock)
@@ -57,6 +58,8 @@ class PluginManager:
         self.handover_grace = 0.25
         self.data_root = Path(data_root) if data_root else None
         self.clock = clock
+        #: which plugins load isolated without ``isolated=True`` (``core/worker/policy.py``)
+        self.isolate = isolate
         self._records: dict[str, PluginRecord] = {}
         self._unloaded: set[str] = set()  # names unloaded since (status() says "unloaded")
         self._lock = threading.Lock()
@@ -231,6 +234,10 @@ class PluginManager:
 
     def _load_steps(self, target: str, config: Mapping[str, Any] | None, isolated: bool,
                     limits: Mapping[str, Any] | None) -> Steps[PluginRecord]:
+        if not isolated and self.isolate:
+            from .worker.policy import wants_isolation
+
+            isolated = wants_isolation(self, target)
         if not isolated and limits:
             raise InvalidStateError("limits apply to isolated plugins only: pass isolated=True")
         if isolated:

@@ -173,8 +173,11 @@ class Worker:
             except ChannelClosed:
                 return
             rid, op = req.get("id"), req.get("op")
-            if op == "exit":
-                ch.send({"id": rid, "ok": True, "value": None})
+            if op == "exit":  # the plugin's stop() runs if it still runs (kernel shutdown)
+                try:
+                    self.pm.close()
+                finally:
+                    ch.send({"id": rid, "ok": True, "value": None})
                 return
             handler = getattr(self, f"op_{op}", None)
             try:

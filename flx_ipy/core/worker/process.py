@@ -111,9 +111,10 @@ def monitor() -> Monitor:
 
 @atexit.register
 def _kill_all() -> None:
-    """No worker outlives the kernel: also covered by the worker watching its parent's pidfd."""
+    """No worker outlives the kernel (also covered by each worker watching its parent's pidfd).
+    Each is asked to exit first, so a running plugin's ``stop()`` runs."""
     for w in list(_live):
-        w.kill()
+        w.close(timeout=0.5)
 
 
 class WorkerProcess:
