@@ -9,12 +9,12 @@ only ever *adds* isolation: an explicit ``isolated=True`` always wins.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..manager import PluginManager
 
-Policy = Union[bool, str, Collection[str], Callable[[str, Any], bool], None]
+Policy = bool | str | Collection[str] | Callable[[str, Any], bool] | None
 
 
 def wants_isolation(pm: PluginManager, target: str) -> bool:
