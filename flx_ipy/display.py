@@ -173,6 +173,10 @@ def event_log(events: Iterable[Any], *, verbose: bool = False, details: dict[str
             what = str(d["version"])
         elif ev.kind == "watch_started":
             what = ", ".join(d.get("paths") or [])
+        elif ev.kind == "crashed":
+            what = str(d.get("reason", ""))
+        elif ev.kind == "restarted" and isinstance(d.get("state_age"), (int, float)):
+            what = f"pid {d.get('pid')}, state from {d['state_age']:.1f} s before the crash"
         if d.get("where"):
             what = f"{what} ({d['where']})"
         rows.append([_clock(ev.time), ev.kind, ev.plugin or "", what])
