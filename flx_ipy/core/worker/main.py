@@ -205,16 +205,24 @@ def main(argv: list[str]) -> None:
         parent_fd: int | None = os.pidfd_open(os.getppid())
     except OSError:
         parent_fd = None
-    setup = ch.recv()
+    from ..manager import PluginManager  # noqa: F401
+    from . import sandbox  # trusted code, imported before waiting: a spare is ready sooner
+    from .sandbox import _sys, landlock, rlimits, seccomp, userns  # noqa: F401
+
+    try:
+        setup = ch.recv()  # a spare worker waits here, plugin-free, until it is given a plugin
+    except (ChannelClosed, OSError):
+        return
+    if setup.get("op") == "exit":  # a spare nobody needed
+        ch.send({"id": setup.get("id"), "ok": True, "value": None})
+        return
     here = sys.path[0]
     sys.path[:] = [here, *[p for p in setup.get("sys_path", []) if p != here]]
     try:
         os.chdir(setup.get("cwd") or "/")
     except OSError:
         pass
-    from .sandbox import Policy, apply
-
-    applied = apply(Policy(**setup["policy"]))
+    applied = sandbox.apply(sandbox.Policy(**setup["policy"]))
     _watch_parent(parent_fd)
     worker = Worker(ch, setup)
     rid = setup.get("id")

@@ -122,6 +122,7 @@ class WorkerProcess:
 
     def __init__(self, *, on_exit: Callable[[WorkerProcess], None] | None = None,
                  env: dict[str, str] | None = None) -> None:
+        self._on_exit = on_exit
         from .main import BOOTSTRAP
 
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -141,7 +142,6 @@ class WorkerProcess:
         self.kill_reason: str | None = None
         self.exited = threading.Event()
         self.returncode: int | None = None
-        self._on_exit = on_exit
         self.pidfd = os.pidfd_open(self.pid)
         _live.add(self)
         monitor().watch(self.pidfd, self._exited)
@@ -246,6 +246,14 @@ class WorkerProcess:
                 self.exited.wait(2)
                 raise WorkerGone(self.reason()) from e
 
+    def adopt(self, on_exit: Callable[[WorkerProcess], None]) -> bool:
+        """Give a spare worker its owner; False if it died meanwhile (then do not use it)."""
+        self._on_exit = on_exit
+        if self.alive:
+            return True
+        self._on_exit = None
+        return False
+
     # ---------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         """RSS and CPU time read from ``/proc`` (no call into the worker)."""
@@ -263,3 +271,57 @@ class WorkerProcess:
         except (OSError, ValueError, IndexError):
             pass
         return out
+
+
+# ---------------------------------------------------------------------- the spare worker
+#: keep one started, not yet sandboxed, plugin-free worker ready: a load or a crash restart
+#: then costs the sandbox and the plugin's import, not an interpreter start (~30-300 ms here).
+#: It holds no plugin code (so nothing in it can be stale after a reload) and no protections
+#: yet — those are applied from the setup message, before the plugin's first line, as always.
+KEEP_SPARE = True
+_spare: WorkerProcess | None = None
+_spare_lock = threading.Lock()
+_spare_pending = False
+
+
+def _make_spare() -> None:
+    global _spare, _spare_pending
+    try:
+        w = WorkerProcess()
+    except Exception:
+        w = None
+    with _spare_lock:
+        _spare_pending = False
+        if _spare is not None and _spare.alive:
+            if w is not None:
+                w.close(timeout=0.2)
+            return
+        _spare = w
+
+
+def _refill() -> None:
+    global _spare_pending
+    with _spare_lock:
+        if not KEEP_SPARE or _spare_pending or (_spare is not None and _spare.alive):
+            return
+        _spare_pending = True
+    threading.Thread(target=_make_spare, name="flx_ipy-spare-worker", daemon=True).start()
+
+
+def take_worker(on_exit: Callable[[WorkerProcess], None]) -> WorkerProcess:
+    """A worker for a new (or restarted) plugin: the spare if one is ready, else a new one."""
+    global _spare
+    with _spare_lock:
+        w, _spare = _spare, None
+    if w is None or not w.adopt(on_exit):
+        w = WorkerProcess(on_exit=on_exit)
+    _refill()
+    return w
+
+
+def discard_spare() -> None:
+    global _spare
+    with _spare_lock:
+        w, _spare = _spare, None
+    if w is not None:
+        w.close(timeout=0.2)

@@ -41,7 +41,7 @@ from ..record import PluginRecord
 from ..reload import ReloadResult
 from ..types import LifecycleState, PluginMetadata, PluginState
 from . import static
-from .process import RemoteFailure, WorkerGone, WorkerProcess
+from .process import RemoteFailure, WorkerGone, WorkerProcess, take_worker
 from .protocol import NotPlainData
 from .proxy import PluginProxy
 from .sandbox import Policy
@@ -168,7 +168,7 @@ class IsolatedRuntime:
                 cgroup = MemoryCgroup.create(self.name, int(mem * 1.25 + 32) << 20)
             except OSError as e:
                 unavailable["cgroup"] = str(e)
-        proc = WorkerProcess(on_exit=self._on_exit)
+        proc = take_worker(self._on_exit)
         in_cgroup = False
         if cgroup is not None:
             try:
