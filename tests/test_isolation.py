@@ -535,3 +535,24 @@ def test_a_policy_isolates_by_name(tmp_path: Path) -> None:
         assert pm.load("other").isolated is False
     finally:
         pm.close()
+
+
+def test_a_module_class_target_on_sys_path_loads_isolated(pm: PluginManager, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = tmp_path / "lib"
+    (lib / "isopkg").mkdir(parents=True)
+    (lib / "isopkg" / "__init__.py").write_text("SIDE_EFFECT = __import__('os').getpid()\n")
+    (lib / "isopkg" / "mod.py").write_text(source("modplug"))
+    monkeypatch.syspath_prepend(str(lib))
+    rec = pm.load("isopkg.mod:Counter", start=True, isolated=True)
+    assert rec.isolated and "isopkg" not in sys.modules  # neither it nor its parent package ran here
+    assert pm.get("modplug").bump() == 1
+
+
+def test_a_denied_call_is_an_event(pm: PluginManager, tmp_path: Path) -> None:
+    ev = Events(pm)
+    pm.load(write(tmp_path, source()), isolated=True)
+    with pytest.raises(PermissionError):
+        pm.get("counter").write(str(tmp_path / "nope.txt"))
+    denied = ev.wait("denied")[0]
+    assert denied.plugin == "counter" and "write" in denied.details["call"]

@@ -203,7 +203,7 @@ def main(argv: list[str]) -> None:
     ch = Channel(sock)
     try:
         parent_fd: int | None = os.pidfd_open(os.getppid())
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: not Linux (EOF on the channel still ends us)
         parent_fd = None
     from ..manager import PluginManager  # noqa: F401
     from . import sandbox  # trusted code, imported before waiting: a spare is ready sooner

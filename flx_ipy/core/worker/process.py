@@ -142,9 +142,14 @@ class WorkerProcess:
         self.kill_reason: str | None = None
         self.exited = threading.Event()
         self.returncode: int | None = None
-        self.pidfd = os.pidfd_open(self.pid)
         _live.add(self)
-        monitor().watch(self.pidfd, self._exited)
+        if hasattr(os, "pidfd_open"):
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+            monitor().watch(self.pidfd, self._exited)
+        else:  # not Linux: one waiting thread per worker instead of the pidfd monitor
+            self.pidfd = None
+            threading.Thread(target=lambda: (self.popen.wait(), self._exited()), daemon=True,
+                             name=f"flx_ipy-worker-{self.pid}").start()
 
     # ---------------------------------------------------------------- death
     def _exited(self) -> None:
@@ -152,10 +157,11 @@ class WorkerProcess:
             self.returncode = self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.returncode = None
-        try:
-            os.close(self.pidfd)
-        except OSError:
-            pass
+        if self.pidfd is not None:
+            try:
+                os.close(self.pidfd)
+            except OSError:
+                pass
         try:
             self.channel.sock.shutdown(socket.SHUT_RDWR)  # wakes a caller blocked in recv
         except OSError:

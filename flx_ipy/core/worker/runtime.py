@@ -246,6 +246,10 @@ class IsolatedRuntime:
         try:
             return proc.call(op, t, **fields)
         except RemoteFailure as f:
+            if f.reply.get("type") == "PermissionError":  # for the log (and an audit trail)
+                pm = self._pm()
+                if pm is not None:
+                    pm._emit("denied", self.name, call=label, error=str(f.reply.get("message")))
             raise remote_error(self.name, f.reply, what) from None
         except NotPlainData as e:
             raise TypeError(f"{label}: an argument of type {e.what} is not plain data "
