@@ -435,6 +435,8 @@ def test_a_crash_loop_ends_in_failed(pm: PluginManager, tmp_path: Path) -> None:
     with pytest.raises(PluginCrashedError):
         p.bump()
     assert pm.health("counter").status == "unhealthy"
+    pm.start("counter")  # an explicit start: a fresh worker, from the last good checkpoint
+    assert pm.status("counter") == "running" and p.bump() == 1
 
 
 # ------------------------------------------------------------------------- lifecycle and reload

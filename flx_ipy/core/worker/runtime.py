@@ -283,9 +283,13 @@ class IsolatedRuntime:
     def hook(self, hook: str) -> Callable[..., Any]:
         """The function the lifecycle calls for ``hook``: the step runs in the worker."""
         if hook == "initialize":
-            return lambda ctx: self.request("lifecycle", "initialize()", step="initialize", config=ctx.config)
+            def initialize(ctx: Any) -> None:
+                self._revive(initialized=False)
+                self.request("lifecycle", "initialize()", step="initialize", config=ctx.config)
+            return initialize
         if hook == "start":
             def start() -> None:
+                self._revive(initialized=True)
                 self.request("lifecycle", "start()", step="start")
                 self.checkpoint_now()
             return start
@@ -305,6 +309,23 @@ class IsolatedRuntime:
                 return PluginState.from_dict(cp["data"])
             return save_state
         return lambda *args: self.call_method(hook, args, {})
+
+    def _revive(self, initialized: bool) -> None:
+        """An explicit start of a plugin that ran out of restarts (crash loop) gets a fresh
+        worker and a fresh crash window, from the last good checkpoint (a fix, then start)."""
+        if self.state != "failed":
+            return
+        self.crash_times.clear()
+        self.spawn(ready=False)
+        proc = self.proc
+        assert proc is not None
+        try:
+            proc.call("restore", self.call_timeout, checkpoint=self.checkpoint, config=self.config,
+                      initialize=initialized, start=False)
+        except RemoteFailure as f:
+            raise remote_error(self.name, f.reply, "restore_state()") from None
+        self.state = "running"
+        self._ready.set()
 
     def state_summary(self) -> dict[str, Any]:
         return self.request("lifecycle", "state", step="state")  # type: ignore[no-any-return]
