@@ -148,10 +148,14 @@ class WorkerProcess:
             monitor().watch(self.pidfd, self._exited)
         else:  # not Linux: one waiting thread per worker instead of the pidfd monitor
             self.pidfd = None
-            threading.Thread(target=lambda: (self.popen.wait(), self._exited()), daemon=True,
+            threading.Thread(target=self._wait_then_exited, daemon=True,
                              name=f"flx_ipy-worker-{self.pid}").start()
 
     # ---------------------------------------------------------------- death
+    def _wait_then_exited(self) -> None:
+        self.popen.wait()
+        self._exited()
+
     def _exited(self) -> None:
         try:
             self.returncode = self.popen.wait(timeout=5)
