@@ -558,3 +558,20 @@ def test_a_denied_call_is_an_event(pm: PluginManager, tmp_path: Path) -> None:
         pm.get("counter").write(str(tmp_path / "nope.txt"))
     denied = ev.wait("denied")[0]
     assert denied.plugin == "counter" and "write" in denied.details["call"]
+
+
+def test_a_save_after_a_crash_loop_starts_a_fresh_worker(pm: PluginManager, tmp_path: Path) -> None:
+    ev = Events(pm)
+    path = write(tmp_path, source())
+    pm.load(path, start=True, isolated=True)
+    p = pm.get("counter")
+    for i in range(4):
+        with pytest.raises(PluginCrashedError):
+            p.die()
+        if i < 3:
+            ev.wait("restarted", i + 1)
+    ev.wait("failed")
+    path.write_text(source(version="1.0.1", step=5))  # the fix
+    (res,) = pm.apply_changes([path])
+    assert res.ok and pm.status("counter") == "running"
+    assert p.bump() == 5 and pm.record("counter").version == "1.0.1"

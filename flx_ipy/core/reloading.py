@@ -343,9 +343,12 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
                 for p in touched):
             continue  # a save that changes nothing (or the same broken content again)
         if rec.worker is not None:  # isolated: the worker reloads (or retries) itself
-            if rec.status in (S.RELOADING, S.UNLOADED) or rec.worker.state in ("failed", "closed"):
+            if rec.status in (S.RELOADING, S.UNLOADED) or rec.worker.state == "closed":
                 continue
-            res = yield from rec.worker.reload_steps(pm, rec, force=force, paths=sorted(touched or changed))
+            if rec.worker.state == "failed":
+                res = yield from rec.worker.retry_steps(pm, rec)
+            else:
+                res = yield from rec.worker.reload_steps(pm, rec, force=force, paths=sorted(touched or changed))
             if res.modules or not res.ok:
                 results.append(res)
             continue

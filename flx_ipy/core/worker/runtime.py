@@ -310,22 +310,50 @@ class IsolatedRuntime:
             return save_state
         return lambda *args: self.call_method(hook, args, {})
 
-    def _revive(self, initialized: bool) -> None:
+    def _revive(self, initialized: bool) -> dict[str, Any] | None:
         """An explicit start of a plugin that ran out of restarts (crash loop) gets a fresh
         worker and a fresh crash window, from the last good checkpoint (a fix, then start)."""
         if self.state != "failed":
-            return
+            return None
         self.crash_times.clear()
         self.spawn(ready=False)
         proc = self.proc
         assert proc is not None
         try:
-            proc.call("restore", self.call_timeout, checkpoint=self.checkpoint, config=self.config,
-                      initialize=initialized, start=False)
+            info: dict[str, Any] = proc.call("restore", self.call_timeout, checkpoint=self.checkpoint,
+                                             config=self.config, initialize=initialized, start=False)
         except RemoteFailure as f:
             raise remote_error(self.name, f.reply, "restore_state()") from None
         self.state = "running"
         self._ready.set()
+        return info
+
+    def retry_steps(self, pm: PluginManager, rec: PluginRecord) -> Steps[ReloadResult]:
+        """A save while the worker is out of restarts (a crash loop, or a restart that could
+        not load the file): a fresh worker with the saved code and the last good state, started
+        if it was meant to run — fix, save, running, as for an in-process plugin."""
+        t0 = time.perf_counter()
+        res = ReloadResult(plugin=rec.name, ok=True, modules=[rec.name])
+        try:
+            info = self._revive(initialized=rec.initialized)
+            if info is not None:
+                self.apply_info(rec, info)
+            if rec.want_running:
+                self.request("lifecycle", "start()", step="start")
+            rec.status = S.RUNNING if rec.want_running else (S.INITIALIZED if rec.initialized else S.LOADED)
+            rec.error = rec.error_detail = None
+        except Exception as e:
+            res.ok, res.phase, res.error = False, "retry", str(e)
+            rec.error = f"retry failed: {e}"
+            pm._emit("reload_failed", rec.name, phase="retry", error=str(e), where=None, rolled_back=False)
+        res.duration = time.perf_counter() - t0
+        res.finished_at = time.time()
+        rec.last_reload = res
+        if res.ok:
+            pm._emit("reloaded", rec.name, duration=res.duration, version=rec.version, retried=True, isolated=True)
+            self.checkpoint_now()
+        return res
+        yield  # a generator: the worker runs the hooks
 
     def state_summary(self) -> dict[str, Any]:
         return self.request("lifecycle", "state", step="state")  # type: ignore[no-any-return]
