@@ -575,3 +575,19 @@ def test_a_save_after_a_crash_loop_starts_a_fresh_worker(pm: PluginManager, tmp_
     (res,) = pm.apply_changes([path])
     assert res.ok and pm.status("counter") == "running"
     assert p.bump() == 5 and pm.record("counter").version == "1.0.1"
+
+
+def test_a_crash_after_a_rolled_back_save_restarts_the_last_good_code(pm: PluginManager,
+                                                                      tmp_path: Path) -> None:
+    ev = Events(pm)
+    path = write(tmp_path, source(step=2))
+    rec = pm.load(path, start=True, isolated=True)
+    p = pm.get("counter")
+    p.bump()
+    path.write_text(source(step=3).replace("def bump(self, n=1):", "def bump(self, n=1)"))
+    (bad,) = pm.apply_changes([path])
+    assert bad.rolled_back
+    rec.worker.checkpoint_now()
+    os.kill(rec.worker.pid, signal.SIGKILL)
+    ev.wait("restarted")
+    assert pm.status("counter") == "running" and p.bump() == 4  # step 2: the good version, state kept

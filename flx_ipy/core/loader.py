@@ -39,6 +39,9 @@ _lock = threading.RLock()
 source_hashes: dict[str, str] = {}
 #: module file path -> the source bytes last executed for it (reloads diff against these)
 sources: dict[str, bytes] = {}
+#: module file path -> bytes to import instead of the file's (once): an isolated plugin's new
+#: worker, after a crash, runs the last good version even if a broken save is on disk
+overrides: dict[str, bytes] = {}
 
 
 def digest(data: bytes) -> str:
@@ -70,9 +73,11 @@ class FreshSourceLoader(importlib.machinery.SourceFileLoader):
         raise OSError("flx_ipy compiles plugin sources fresh")
 
     def get_data(self, path: str) -> bytes:
-        data = super().get_data(path)
+        key = os.path.normcase(os.path.abspath(path))
+        data = overrides.pop(key, None) if overrides else None
+        if data is None:
+            data = super().get_data(path)
         if path.endswith(".py"):
-            key = os.path.normcase(os.path.abspath(path))
             source_hashes[key] = digest(data)
             sources[key] = data
         return data

@@ -59,7 +59,7 @@ class Worker:
         return self.pm.record(self.name)
 
     def info(self) -> dict[str, Any]:
-        from ..loader import source_hashes
+        from ..loader import source_hashes, sources
 
         rec = self.rec
         inst = rec.instance
@@ -69,11 +69,18 @@ class Worker:
                 "files": sorted(rec.files), "hashes": {f: source_hashes.get(f) for f in rec.files},
                 "root": rec.root, "package_dir": rec.package_dir, "source": rec.source,
                 "status": str(rec.status), "error": rec.error, "failed_hashes": dict(rec.failed_hashes),
-                "reload_count": rec.reload_count}
+                "reload_count": rec.reload_count,
+                "sources": {f: sources[f] for f in rec.files if f in sources}}
 
     # ------------------------------------------------------------ ops
     def op_load(self, req: dict[str, Any]) -> Any:
-        rec = self.pm.load(req["target"], config=req.get("config") or {})
+        from ..loader import overrides
+
+        overrides.update(req.get("sources") or {})  # the last good version, after a crash
+        try:
+            rec = self.pm.load(req["target"], config=req.get("config") or {})
+        finally:
+            overrides.clear()
         self.name = rec.name
         return self.info()
 

@@ -121,6 +121,8 @@ class IsolatedRuntime:
         self.methods: frozenset[str] = frozenset()
         self.bound: dict[str, Any] = {}
         self.checkpoint: dict[str, Any] | None = None
+        #: the source bytes of the version that last loaded or reloaded fine (restarts run it)
+        self.good_sources: dict[str, bytes] = {}
         self.crash_times: deque[float] = deque()
         self.crashes = 0
         self.restarts = 0
@@ -178,6 +180,7 @@ class IsolatedRuntime:
             if not in_cgroup:
                 unavailable.setdefault("cgroup", "the worker did not read back as a member")
         setup = {"op": "setup", "target": self.target, "config": self.config, "policy": self.policy.to_dict(),
+                 "sources": self.good_sources,
                  "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path], "cwd": os.getcwd()}
         try:
             reply = proc.first_reply(setup, START_TIMEOUT)
@@ -206,15 +209,17 @@ class IsolatedRuntime:
             self._ready.set()
         return info
 
-    def _take_info(self, info: Mapping[str, Any]) -> None:
+    def _take_info(self, info: Mapping[str, Any], good: bool = True) -> None:
         self.methods = frozenset(info.get("methods", ()))
         self.bound = {}
+        if good and info.get("sources"):
+            self.good_sources = {str(k): bytes(v) for k, v in dict(info["sources"]).items()}
 
-    def apply_info(self, rec: PluginRecord, info: Mapping[str, Any]) -> None:
+    def apply_info(self, rec: PluginRecord, info: Mapping[str, Any], good: bool = True) -> None:
         """Mirror what the worker says about the plugin's code into the kernel's record."""
         from ..loader import source_hashes
 
-        self._take_info(info)
+        self._take_info(info, good)
         rec.files = set(info.get("files", ()))
         for f, h in dict(info.get("hashes", {})).items():
             if h:
@@ -335,6 +340,7 @@ class IsolatedRuntime:
         t0 = time.perf_counter()
         res = ReloadResult(plugin=rec.name, ok=True, modules=[rec.name])
         try:
+            self.good_sources = {}  # a save: run what is on disk now
             info = self._revive(initialized=rec.initialized)
             if info is not None:
                 self.apply_info(rec, info)
@@ -410,12 +416,12 @@ class IsolatedRuntime:
             pm._emit("reload_failed", rec.name, phase="worker", error=str(e), where=None, rolled_back=False)
             return res
         info = value["info"]
-        self.apply_info(rec, info)
+        results = [ReloadResult(**r) for r in value["results"]]
+        self.apply_info(rec, info, good=all(r.ok for r in results))
         try:
             rec.status = S(info["status"])
         except ValueError:
             rec.status = prev
-        results = [ReloadResult(**r) for r in value["results"]]
         if not results:
             return ReloadResult(plugin=rec.name, ok=True, changed=False, duration=time.perf_counter() - t0)
         res = results[-1]
