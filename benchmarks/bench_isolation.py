@@ -87,7 +87,7 @@ def wait_spare(timeout: float = 10.0) -> None:
     """Let the spare worker (started in the background after each take) be ready, as it is
     when loads and crashes are not back to back."""
     deadline = time.monotonic() + timeout
-    while not (process._spare is not None and process._spare.alive):
+    while not (process._spare is not None and process._spare.alive and process._spare.is_warm()):
         if time.monotonic() > deadline:
             raise TimeoutError("no spare worker")
         time.sleep(0.005)
@@ -163,6 +163,7 @@ def starts(pm: PluginManager, folder: Path, n: int = 20) -> tuple[list[str], lis
         cold.append(time.perf_counter() - t)
         pm.unload(f"stc{i}")
         process.KEEP_SPARE = True
+        process._refill()
         p2 = write(folder, f"sti{i}")
         t = time.perf_counter()
         pm.load(p2, start=True)

@@ -216,6 +216,7 @@ def main(argv: list[str]) -> None:
     from . import sandbox  # trusted code, imported before waiting: a spare is ready sooner
     from .sandbox import _sys, landlock, rlimits, seccomp, userns  # noqa: F401
 
+    ch.send({"op": "ready"})  # imports done: the kernel sends the setup now
     try:
         setup = ch.recv()  # a spare worker waits here, plugin-free, until it is given a plugin
     except (ChannelClosed, OSError):

@@ -138,6 +138,7 @@ class WorkerProcess:
         self.pid = self.popen.pid
         self.channel = Channel(parent)
         self._lock = threading.Lock()
+        self._warm = False
         self._next_id = 0
         self.kill_reason: str | None = None
         self.exited = threading.Event()
@@ -221,6 +222,9 @@ class WorkerProcess:
                 self.channel.send_raw(frame)
                 sock.settimeout(timeout)
                 reply = self.channel.recv()
+                if reply.get("op") == "ready" and not self._warm:  # a spare that was never set up
+                    self._warm = True
+                    reply = self.channel.recv()
             except TimeoutError:
                 self.kill(f"hung call: {fields.get('method') or op}() did not return within {timeout:g} s")
                 self.exited.wait(5)
@@ -239,12 +243,29 @@ class WorkerProcess:
         finally:
             self._lock.release()
 
+    def is_warm(self) -> bool:
+        """True once the worker has said it finished its own imports (its "ready" frame)."""
+        if self._warm:
+            return True
+        import select
+
+        try:
+            return bool(select.select([self.channel.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
     def first_reply(self, setup: dict[str, Any], timeout: float) -> dict[str, Any]:
         """The setup exchange: the reply carries the sandbox report even on a failed load."""
         with self._lock:
             setup["id"] = 0
             sock = self.channel.sock
             try:
+                sock.settimeout(timeout)
+                if not self._warm:
+                    hello = self.channel.recv()
+                    if hello.get("op") != "ready":
+                        raise ProtocolError(f"expected the worker's ready frame, got {hello!r:.80}")
+                    self._warm = True
                 self.channel.send(setup)
                 sock.settimeout(timeout)
                 return self.channel.recv()  # type: ignore[no-any-return]
@@ -252,7 +273,9 @@ class WorkerProcess:
                 self.kill(f"did not start within {timeout:g} s")
                 self.exited.wait(5)
                 raise TimeoutError(self.reason()) from None
-            except (ChannelClosed, OSError) as e:
+            except (ChannelClosed, OSError, ProtocolError) as e:
+                if isinstance(e, ProtocolError):
+                    self.kill(f"protocol violation: {e}")
                 self.exited.wait(2)
                 raise WorkerGone(self.reason()) from e
 
@@ -323,7 +346,7 @@ def take_worker(on_exit: Callable[[WorkerProcess], None]) -> WorkerProcess:
     global _spare
     with _spare_lock:
         w, _spare = _spare, None
-    if w is None or not w.adopt(on_exit):
+    if w is None or not w.adopt(on_exit):  # a spare still booting is still ahead of a new one
         w = WorkerProcess(on_exit=on_exit)
     _refill()
     return w
