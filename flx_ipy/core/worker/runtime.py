@@ -371,7 +371,9 @@ class IsolatedRuntime:
         except Exception as e:
             if raise_errors:
                 raise
-            log.warning("flx_ipy: %s: checkpoint failed, keeping the previous one: %s", self.name, e)
+            # a worker dying mid-checkpoint is reported as a crash already; anything else is news
+            (log.debug if isinstance(e, PluginCrashedError) else log.warning)(
+                "flx_ipy: %s: checkpoint failed, keeping the previous one: %s", self.name, e)
             return None
         self.checkpoint = cp
         return cp  # type: ignore[no-any-return]
