@@ -35,7 +35,7 @@ from flx_ipy import Plugin, PluginMetadata, PluginState
 
 IMPORTED_IN = os.getpid()
 try:  # runs at import: the sandbox must already be in force
-    socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+    socket.create_connection(("127.0.0.1", __PORT__), timeout=2).close()
     AT_IMPORT = "connected"
 except OSError as e:
     AT_IMPORT = f"{type(e).__name__}: {e.errno}"
@@ -121,7 +121,7 @@ class Counter(Plugin):
 def source(name: str = "counter", *, caps: list[str] | None = None, version: str = "1.0.0", step: int = 1,
            port: int = 9) -> str:
     return (PLUGIN.replace("NAME", name).replace("VERSION", version).replace("CAPS", repr(caps or []))
-            .replace("STEP", str(step)).replace("PORT", str(port)))
+            .replace("STEP", str(step)).replace("__PORT__", str(port)))
 
 
 class Events:
@@ -591,3 +591,34 @@ def test_a_crash_after_a_rolled_back_save_restarts_the_last_good_code(pm: Plugin
     os.kill(rec.worker.pid, signal.SIGKILL)
     ev.wait("restarted")
     assert pm.status("counter") == "running" and p.bump() == 4  # step 2: the good version, state kept
+
+
+def test_a_plugin_that_fails_to_import_is_a_load_error_and_leaves_no_worker(pm: PluginManager,
+                                                                            tmp_path: Path) -> None:
+    path = write(tmp_path, source().replace("IMPORTED_IN = os.getpid()", "IMPORTED_IN = 1 / 0"))
+    live_before = {w.pid for w in list(__import__("flx_ipy.core.worker.process", fromlist=["_live"])._live)}
+    with pytest.raises(PluginLoadError, match="ZeroDivisionError"):
+        pm.load(path, isolated=True)
+    assert pm.plugins == {}
+    from flx_ipy.core.worker import process
+
+    leftover = {w.pid for w in list(process._live) if w.alive} - live_before
+    spare = process._spare.pid if process._spare is not None else None
+    assert leftover <= {spare}
+
+
+def test_the_ui_state_shows_the_worker(pm: PluginManager, tmp_path: Path) -> None:
+    from flx_ipy.uistate import UIState
+
+    rec = pm.load(write(tmp_path, source()), start=True, isolated=True)
+    ui = UIState(pm).attach()
+    try:
+        view = ui.plugin("counter")
+        assert view is not None and view["isolation"] is not None
+        iso = view["isolation"]
+        assert iso["pid"] == rec.worker.pid and iso["enforced"] == rec.worker.enforced
+        assert iso["rss_mb"] and iso["crashes"] == 0 and iso["last_crash"] is None
+    finally:
+        ui.detach()
+    pm.load(write(tmp_path, source("plain"), "plain.py"))
+    assert UIState(pm).attach().plugin("plain")["isolation"] is None  # type: ignore[index]

@@ -196,7 +196,7 @@ class IsolatedRuntime:
                 cgroup.remove()
             err = remote_error(self.name, reply, "")
             raise PluginLoadError(f"{self.name}: loading in the worker failed: {err}", self.name,
-                                  hint="fix the error and load again") from err
+                                  hint="" if "load again" in str(err) else "fix the error and load again") from err
         self.proc, self.cgroup = proc, cgroup
         self.enforced = list(sandbox.get("enforced", [])) + (["cgroup"] if in_cgroup else [])
         self.unavailable = {**dict(sandbox.get("unavailable", {})), **unavailable}
