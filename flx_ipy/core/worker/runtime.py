@@ -106,6 +106,10 @@ class IsolatedRuntime:
         self._pm = weakref.ref(pm)
         self.name = name
         self.target = sp.target
+        #: the folder the plugin's source was found in, read by the kernel itself: what the worker
+        #: reports about its files is only believed inside it (a worker cannot make the kernel
+        #: watch "/" or mark another plugin's file as unchanged)
+        self.static_dir = os.path.normcase(os.path.dirname(os.path.abspath(sp.file)))
         self.config = dict(config or {})
         self.limits = dict(limits)
         sandbox_limits = {k: v for k, v in limits.items() if k != "call_timeout"}
@@ -220,17 +224,42 @@ class IsolatedRuntime:
         from ..loader import source_hashes
 
         self._take_info(info, good)
-        rec.files = set(info.get("files", ()))
+        root = self._believable_root(info.get("package_dir")) or self._believable_root(info.get("root"))
+        root = root or self.static_dir
+        others = {f for r in self._others(rec) for f in r.files}
+        mine = {str(f) for f in info.get("files", ()) if self._inside(str(f), root) and str(f) not in others}
+        rec.files = mine
         for f, h in dict(info.get("hashes", {})).items():
-            if h:
-                source_hashes[f] = h  # so a save that changes nothing is recognised in the kernel
-        rec.root = info.get("root") or rec.root
-        rec.package_dir = info.get("package_dir")
-        rec.failed_hashes = dict(info.get("failed_hashes", {}))
+            if h and f in mine:
+                source_hashes[f] = str(h)  # so a save that changes nothing is recognised in the kernel
+        rec.root = root
+        pkg = info.get("package_dir")
+        rec.package_dir = root if pkg and self._believable_root(pkg) == root else None
+        rec.failed_hashes = {str(f): str(h) for f, h in dict(info.get("failed_hashes", {})).items() if f in mine}
         try:
             rec.metadata = PluginMetadata(**info["metadata"])
         except Exception:
             pass
+
+    def _believable_root(self, path: Any) -> str | None:
+        """``path`` if it is the plugin's own folder or the package folder holding it."""
+        if not isinstance(path, str) or not path:
+            return None
+        p = os.path.normcase(os.path.abspath(path))
+        if p == self.static_dir:
+            return p
+        if self._inside(self.static_dir, p) and os.path.isfile(os.path.join(p, "__init__.py")) \
+                and os.path.dirname(p) != p:
+            return p
+        return None
+
+    @staticmethod
+    def _inside(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    def _others(self, rec: PluginRecord) -> list[PluginRecord]:
+        pm = self._pm()
+        return [r for r in (pm._records.values() if pm is not None else ()) if r is not rec]
 
     # ------------------------------------------------------------------ calls
     def _current(self, timeout: float | None) -> WorkerProcess:
@@ -368,6 +397,9 @@ class IsolatedRuntime:
     def checkpoint_now(self, raise_errors: bool = False) -> dict[str, Any] | None:
         try:
             cp = self.request("checkpoint", "save_state()")
+            if not (isinstance(cp, dict) and cp.get("kind") in ("save_state", "attributes")
+                    and isinstance(cp.get("data"), dict) and isinstance(cp.get("time"), (int, float))):
+                raise PluginCallError(f"{self.name}: the worker's checkpoint is malformed", self.name)
         except Exception as e:
             if raise_errors:
                 raise
