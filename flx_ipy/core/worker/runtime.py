@@ -408,7 +408,7 @@ class IsolatedRuntime:
                 "flx_ipy: %s: checkpoint failed, keeping the previous one: %s", self.name, e)
             return None
         self.checkpoint = cp
-        return cp  # type: ignore[no-any-return]
+        return cp
 
     def _touched(self) -> None:
         self._dirty = True
