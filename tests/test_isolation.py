@@ -622,3 +622,23 @@ def test_the_ui_state_shows_the_worker(pm: PluginManager, tmp_path: Path) -> Non
         ui.detach()
     pm.load(write(tmp_path, source("plain"), "plain.py"))
     assert UIState(pm).attach().plugin("plain")["isolation"] is None  # type: ignore[index]
+
+
+def test_an_in_process_plugin_can_require_an_isolated_one(pm: PluginManager, tmp_path: Path) -> None:
+    from flx_ipy.testing import plugin_source
+
+    pm.load(write(tmp_path, source()), isolated=True)
+    user = tmp_path / "plugins" / "user.py"
+    user.write_text(plugin_source("user", "1.0.0", """
+def initialize(self, ctx):
+    self.ctx = ctx
+
+def use(self):
+    return self.ctx.deps["counter"].bump(10)
+""", cls="User", requires=("counter>=1.0",)))
+    pm.load(user)
+    pm.start("user")  # its dependency, isolated, starts first
+    assert pm.status("counter") == "running"
+    assert pm.get("user").use() == 10 and pm.get("counter").count == 10
+    pm.stop("counter")  # dependants stop first
+    assert pm.status("user") == "stopped"
