@@ -116,7 +116,8 @@ class IsolatedRuntime:
         self.policy = Policy.from_capabilities(list(sp.metadata.capabilities), str(data_dir_for(pm, name)),
                                                sandbox_limits)
         self.call_timeout: float | None = float(limits.get("call_timeout") or pm.hook_timeout or 30.0)
-        self.checkpoint_delay = 1.0
+        #: seconds after a call before the state is checkpointed (well inside "about a second")
+        self.checkpoint_delay = 0.5
         self.proc: WorkerProcess | None = None
         self.cgroup: Any = None
         self.enforced: list[str] = []
