@@ -36,7 +36,7 @@ from pathlib import Path
 from _common import append_results, machine, med, pct, ratio, table
 
 from flx_ipy import PluginManager
-from flx_ipy.core.worker import process, runtime
+from flx_ipy.core.worker import process, supervise
 
 PLUGIN = '''
 from flx_ipy import Plugin, PluginMetadata, PluginState
@@ -178,7 +178,7 @@ def starts(pm: PluginManager, folder: Path, n: int = 20) -> tuple[list[str], lis
 
 
 def crashes(pm: PluginManager, folder: Path, n: int = 20) -> tuple[list[float], float, float]:
-    runtime.CRASH_LOOP = (10**6, 600.0)  # lifted for this measurement only
+    supervise.CRASH_LOOP = (10**6, 600.0)  # lifted for this measurement only
     rec = pm.load(write(folder, "crashy"), start=True, isolated=True)
     p = pm.get("crashy")
     before = rss_mb()

@@ -1,6 +1,8 @@
 """Isolated plugins: one sandboxed worker process per plugin (``pm.load(..., isolated=True)``).
 
-- ``runtime``  — the kernel's side: load, the hook seam, checkpoints, crash restarts
+- ``runtime``  — the kernel's side: load, the hook seam, calls, checkpoints, reloads
+- ``supervise`` — crashes: notice, report, restart with state, crash loop
+- ``remote``   — a worker's error reply as an exception of the kernel's own making
 - ``process``  — spawning a worker, the call channel, pidfd death notices
 - ``protocol`` — 4-byte length + MessagePack frames, bounded, never pickle
 - ``proxy``    — what ``pm.get(name)`` returns

@@ -15,7 +15,6 @@ with reason ``crash-loop``.
 
 from __future__ import annotations
 
-import builtins
 import logging
 import os
 import sys
@@ -40,10 +39,11 @@ from ..hooks import Steps
 from ..record import PluginRecord
 from ..reload import ReloadResult
 from ..types import LifecycleState, PluginMetadata, PluginState
-from . import static
+from . import static, supervise
 from .process import RemoteFailure, WorkerGone, WorkerProcess, take_worker
 from .protocol import NotPlainData
 from .proxy import PluginProxy
+from .remote import remote_error
 from .sandbox import Policy
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flx_ipy")
 S = LifecycleState
 LIMIT_KEYS = ("memory_mb", "cpu_seconds", "open_files", "file_mb", "call_timeout")
-CRASH_LOOP = (3, 600.0)  # more than 3 crashes within 600 s
 START_TIMEOUT = 60.0
-_remote_types: dict[str, type[PluginCallError]] = {}
 
 
 def validate_limits(limits: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -69,28 +67,6 @@ def validate_limits(limits: Mapping[str, Any] | None) -> dict[str, Any]:
             raise PluginError(f"limit {k} must be a positive number, got {v!r}")
         out[k] = v
     return out
-
-
-def remote_error(plugin: str, reply: Mapping[str, Any], what: str) -> Exception:
-    """The worker's error as an exception of ours; never an object the worker built."""
-    type_name = str(reply.get("type") or "Exception")
-    message = str(reply.get("message") or "")
-    if reply.get("not_plain"):
-        return TypeError(message)
-    text = f"{what} raised {type_name}: {message}" if what else f"{type_name}: {message}"
-    cls = _remote_types.get(type_name)
-    if cls is None:
-        base = getattr(builtins, type_name, None)
-        cls = PluginCallError
-        if isinstance(base, type) and issubclass(base, Exception) and base.__module__ == "builtins":
-            try:
-                cls = type(f"Remote{type_name}", (PluginCallError, base), {"__str__": PluginCallError.__str__})
-                cls(text, plugin)  # some built-ins need other constructor arguments
-            except Exception:
-                cls = PluginCallError
-        _remote_types[type_name] = cls
-    return cls(text, plugin, type_name=type_name, remote_message=message,
-               remote_traceback=str(reply.get("traceback") or ""), where=reply.get("where"))
 
 
 def data_dir_for(pm: PluginManager, name: str) -> Path:
@@ -346,50 +322,10 @@ class IsolatedRuntime:
         return lambda *args: self.call_method(hook, args, {})
 
     def _revive(self, initialized: bool) -> dict[str, Any] | None:
-        """An explicit start of a plugin that ran out of restarts (crash loop) gets a fresh
-        worker and a fresh crash window, from the last good checkpoint (a fix, then start)."""
-        if self.state != "failed":
-            return None
-        self.crash_times.clear()
-        self.spawn(ready=False)
-        proc = self.proc
-        assert proc is not None
-        try:
-            info: dict[str, Any] = proc.call("restore", self.call_timeout, checkpoint=self.checkpoint,
-                                             config=self.config, initialize=initialized, start=False)
-        except RemoteFailure as f:
-            raise remote_error(self.name, f.reply, "restore_state()") from None
-        self.state = "running"
-        self._ready.set()
-        return info
+        return supervise.revive(self, initialized)
 
     def retry_steps(self, pm: PluginManager, rec: PluginRecord) -> Steps[ReloadResult]:
-        """A save while the worker is out of restarts (a crash loop, or a restart that could
-        not load the file): a fresh worker with the saved code and the last good state, started
-        if it was meant to run — fix, save, running, as for an in-process plugin."""
-        t0 = time.perf_counter()
-        res = ReloadResult(plugin=rec.name, ok=True, modules=[rec.name])
-        try:
-            self.good_sources = {}  # a save: run what is on disk now
-            info = self._revive(initialized=rec.initialized)
-            if info is not None:
-                self.apply_info(rec, info)
-            if rec.want_running:
-                self.request("lifecycle", "start()", step="start")
-            rec.status = S.RUNNING if rec.want_running else (S.INITIALIZED if rec.initialized else S.LOADED)
-            rec.error = rec.error_detail = None
-        except Exception as e:
-            res.ok, res.phase, res.error = False, "retry", str(e)
-            rec.error = f"retry failed: {e}"
-            pm._emit("reload_failed", rec.name, phase="retry", error=str(e), where=None, rolled_back=False)
-        res.duration = time.perf_counter() - t0
-        res.finished_at = time.time()
-        rec.last_reload = res
-        if res.ok:
-            pm._emit("reloaded", rec.name, duration=res.duration, version=rec.version, retried=True, isolated=True)
-            self.checkpoint_now()
-        return res
-        yield  # a generator: the worker runs the hooks
+        return supervise.retry_steps(self, pm, rec)
 
     def state_summary(self) -> dict[str, Any]:
         return self.request("lifecycle", "state", step="state")  # type: ignore[no-any-return]
@@ -476,81 +412,9 @@ class IsolatedRuntime:
         return res
         yield  # a generator: the worker runs the hooks
 
-    # ------------------------------------------------------------------ crashes
+    # ------------------------------------------------------------------ crashes (supervise.py)
     def _on_exit(self, proc: WorkerProcess) -> None:
-        """Monitor thread: hand the work to a helper thread at once."""
-        if proc is not self.proc or self.state == "closed":
-            return
-        self._ready.clear()
-        self.state = "restarting"
-        threading.Thread(target=self._after_crash, args=(proc,), name=f"flx_ipy-restart-{self.name}",
-                         daemon=True).start()
-
-    def _after_crash(self, proc: WorkerProcess) -> None:
-        pm = self._pm()
-        if pm is None:
-            return
-        reason = proc.reason()
-        if self.cgroup is not None:
-            if proc.returncode == -9 and not proc.kill_reason and self.cgroup.oom_killed():
-                reason = "out of memory (cgroup limit)"
-            self.cgroup.remove()
-            self.cgroup = None
-        now = time.time()
-        self.crash_times.append(now)
-        while self.crash_times and now - self.crash_times[0] > CRASH_LOOP[1]:
-            self.crash_times.popleft()
-        self.crashes += 1
-        self.last_crash = {"time": now, "reason": reason, "returncode": proc.returncode, "pid": proc.pid}
-        pm._emit("crashed", self.name, reason=reason, returncode=proc.returncode, pid=proc.pid,
-                 crashes_in_window=len(self.crash_times))
-        try:
-            with pm._locked(timeout=max(60.0, (self.call_timeout or 30.0) * 2)):
-                rec = pm._records.get(self.name)
-                if rec is None or rec.worker is not self or self.state == "closed":
-                    return
-                if len(self.crash_times) > CRASH_LOOP[0]:
-                    self._give_up(pm, rec, f"crash-loop: its worker crashed {len(self.crash_times)} times "
-                                           f"in {CRASH_LOOP[1] / 60:g} minutes (last: {reason})", "crash-loop")
-                    return
-                self._restart(pm, rec)
-        except InvalidStateError as e:  # the manager stayed busy: try once more later would hide it
-            rec = pm._records.get(self.name)
-            if rec is not None:
-                self._give_up(pm, rec, f"restart after crash failed: {e}", "restart-failed")
-
-    def _give_up(self, pm: PluginManager, rec: PluginRecord, error: str, reason: str) -> None:
-        self.state = "failed"
-        rec.status = S.FAILED
-        rec.error = error
-        pm._emit("failed", rec.name, phase=reason, reason=reason, error=error)
-        self._ready.set()  # callers waiting for a restart fail now, not after their timeout
-
-    def _restart(self, pm: PluginManager, rec: PluginRecord) -> None:
-        t0 = time.perf_counter()
-        cp = self.checkpoint
-        try:
-            self.spawn(ready=False)
-            self.config = dict(rec.config)
-            proc = self.proc
-            assert proc is not None
-            info = proc.call("restore", self.call_timeout, checkpoint=cp,
-                             config={**pm.config.get(rec.name, {}), **rec.config},
-                             initialize=rec.initialized, start=rec.want_running)
-        except Exception as e:
-            err = remote_error(self.name, e.reply, "") if isinstance(e, RemoteFailure) else e
-            self._give_up(pm, rec, f"restart after crash failed: {type(err).__name__}: {err}", "restart-failed")
-            return
-        self.apply_info(rec, info)
-        rec.status = S.RUNNING if rec.want_running else (S.INITIALIZED if rec.initialized else S.LOADED)
-        rec.error = None
-        self.restarts += 1
-        self.state = "running"
-        self._ready.set()
-        age = (time.time() - cp["time"]) if cp else None
-        pm._emit("restarted", rec.name, pid=self.pid, state_age=age,
-                 restored=cp["kind"] if cp else None, duration=time.perf_counter() - t0,
-                 reason=(self.last_crash or {}).get("reason"))
+        supervise.on_exit(self, proc)
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
