@@ -110,6 +110,12 @@ class Counter(Plugin):
     def echo(self, value):
         return value
 
+    def temp(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile(delete=False) as fh:
+            fh.write(b"t")
+        return fh.name
+
     def save_state(self):
         return PluginState("NAME", "VERSION", runtime_data={"count": self.count})
 
@@ -642,3 +648,9 @@ def use(self):
     assert pm.get("user").use() == 10 and pm.get("counter").count == 10
     pm.stop("counter")  # dependants stop first
     assert pm.status("user") == "stopped"
+
+
+def test_tempfile_works_inside_the_data_folder(pm: PluginManager, tmp_path: Path) -> None:
+    pm.load(write(tmp_path, source()), isolated=True)
+    name = Path(pm.get("counter").temp())
+    assert name.is_relative_to(tmp_path / "data" / "counter") and name.read_bytes() == b"t"

@@ -37,6 +37,20 @@ def _watch_parent(pfd: int | None) -> None:
     threading.stack_size(0)
 
 
+def _private_tmp(data_dir: str) -> None:
+    """``tempfile`` works inside the sandbox: temporary files go under the data folder, the one
+    place the plugin may write without declaring more."""
+    import tempfile
+
+    tmp = os.path.join(data_dir, ".tmp")
+    try:
+        os.makedirs(tmp, exist_ok=True)
+    except OSError:
+        return
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = None
+
+
 class Worker:
     def __init__(self, ch: Channel, setup: dict[str, Any]) -> None:
         from ..manager import PluginManager
@@ -230,7 +244,9 @@ def main(argv: list[str]) -> None:
         os.chdir(setup.get("cwd") or "/")
     except OSError:
         pass
-    applied = sandbox.apply(sandbox.Policy(**setup["policy"]))
+    policy = sandbox.Policy(**setup["policy"])
+    applied = sandbox.apply(policy)
+    _private_tmp(policy.data_dir)
     _watch_parent(parent_fd)
     worker = Worker(ch, setup)
     rid = setup.get("id")
