@@ -654,3 +654,19 @@ def test_tempfile_works_inside_the_data_folder(pm: PluginManager, tmp_path: Path
     pm.load(write(tmp_path, source()), isolated=True)
     name = Path(pm.get("counter").temp())
     assert name.is_relative_to(tmp_path / "data" / "counter") and name.read_bytes() == b"t"
+
+
+def test_a_start_that_raises_in_the_worker_fails_with_the_plugins_own_traceback(pm: PluginManager,
+                                                                                 tmp_path: Path) -> None:
+    from flx_ipy import HookError
+
+    path = write(tmp_path, source().replace("self.started += 1", "raise RuntimeError('no start today')"))
+    pm.load(path, isolated=True)
+    with pytest.raises(HookError, match="no start today"):
+        pm.start("counter")
+    rec = pm.record("counter")
+    assert rec.status == "failed" and "RuntimeError: no start today" in (rec.error or "")
+    assert "raise RuntimeError" in (rec.error_detail or "") and str(path) in (rec.error_detail or "")
+    path.write_text(source())  # fix and save: the worker retries and starts it
+    (res,) = pm.apply_changes([path])
+    assert res.ok and pm.status("counter") == "running" and pm.get("counter").started == 1

@@ -345,11 +345,12 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
         if rec.worker is not None:  # isolated: the worker reloads (or retries) itself
             if rec.status in (S.RELOADING, S.UNLOADED) or rec.worker.state == "closed":
                 continue
+            was_failed = rec.status == S.FAILED
             if rec.worker.state == "failed":
                 res = yield from rec.worker.retry_steps(pm, rec)
             else:
                 res = yield from rec.worker.reload_steps(pm, rec, force=force, paths=sorted(touched or changed))
-            if res.modules or not res.ok:
+            if res.modules or not res.ok or was_failed:
                 results.append(res)
             continue
         if rec.status == S.FAILED:

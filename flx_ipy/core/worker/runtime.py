@@ -250,10 +250,13 @@ class IsolatedRuntime:
                                      reason=self.state, hint=f"`%plugin unload {self.name}` then load it again")
         return proc
 
-    def request(self, op: str, what: str = "", timeout: Any = "default", **fields: Any) -> Any:
+    def request(self, op: str, what: str = "", timeout: Any = "default", label: str = "", **fields: Any) -> Any:
+        """``what`` prefixes the worker's error (``counter.bump() raised …``); lifecycle steps
+        pass none, since the lifecycle says which hook raised; ``label`` names the call in
+        crash and timeout messages."""
         t = self.call_timeout if timeout == "default" else timeout
         proc = self._current(t)
-        label = what or op
+        label = label or what or op
         try:
             return proc.call(op, t, **fields)
         except RemoteFailure as f:
@@ -296,22 +299,22 @@ class IsolatedRuntime:
         if hook == "initialize":
             def initialize(ctx: Any) -> None:
                 self._revive(initialized=False)
-                self.request("lifecycle", "initialize()", step="initialize", config=ctx.config)
+                self.request("lifecycle", label="initialize()", step="initialize", config=ctx.config)
             return initialize
         if hook == "start":
             def start() -> None:
                 self._revive(initialized=True)
-                self.request("lifecycle", "start()", step="start")
+                self.request("lifecycle", label="start()", step="start")
                 self.checkpoint_now()
             return start
         if hook == "stop":
             def stop() -> None:
-                got = self.request("lifecycle", "stop()", step="stop") or {}
+                got = self.request("lifecycle", label="stop()", step="stop") or {}
                 if got.get("problem"):
                     raise PluginCallError(str(got["problem"]), self.name)
             return stop
         if hook == "health_check":
-            return lambda: self.request("lifecycle", "health_check()", step="health")
+            return lambda: self.request("lifecycle", label="health_check()", step="health")
         if hook == "save_state":
             def save_state() -> PluginState:
                 cp = self.checkpoint_now(raise_errors=True) or {}
@@ -328,7 +331,7 @@ class IsolatedRuntime:
         return supervise.retry_steps(self, pm, rec)
 
     def state_summary(self) -> dict[str, Any]:
-        return self.request("lifecycle", "state", step="state")  # type: ignore[no-any-return]
+        return self.request("lifecycle", label="state", step="state")  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_now(self, raise_errors: bool = False) -> dict[str, Any] | None:

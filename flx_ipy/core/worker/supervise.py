@@ -60,7 +60,7 @@ def retry_steps(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord) -> St
         if info is not None:
             rt.apply_info(rec, info)
         if rec.want_running:
-            rt.request("lifecycle", "start()", step="start")
+            rt.request("lifecycle", label="start()", step="start")
         rec.status = S.RUNNING if rec.want_running else (S.INITIALIZED if rec.initialized else S.LOADED)
         rec.error = rec.error_detail = None
     except Exception as e:
