@@ -30,7 +30,7 @@ from traitlets import Bool, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
-from .core.hooks import adrive, drive
+from .core.steps import adrive, drive
 
 log = logging.getLogger("flx_ipy")
 
@@ -226,7 +226,7 @@ class PluginMagics(Magics):
     async def _ainvoke(self, op: Op) -> Any:
         """A manager call, through its awaitable twin when it has one (hooks on this loop)."""
         method, a = op[0], op[1]
-        kw = op[2] if len(op) > 2 else {}  # type: ignore[misc]
+        kw = op[2] if len(op) > 2 else {}
         twin = getattr(self.pm, "a" + method, None)
         return await twin(*a, **kw) if twin is not None else getattr(self.pm, method)(*a, **kw)
 
@@ -360,8 +360,8 @@ class PluginMagics(Magics):
         try:
             from .widgets import dashboard  # built separately; optional until it lands
         except ImportError:
-            dashboard = None
-        if dashboard is not None:
+            pass
+        else:
             return dashboard(self.pm)
         from IPython.display import display as show
 
@@ -438,7 +438,9 @@ async def arun(line: str) -> Any:
     if _current is None:
         raise UsageError("flx_ipy is not loaded: run `%load_ext flx_ipy`")
     # as run_line_magic does: `%plugin load {path}` and `$name` expand in the cell's namespace
-    line = _current.shell.var_expand(line, depth=1)
+    shell = _current.shell
+    if shell is not None:
+        line = shell.var_expand(line, depth=1)
     return await _current.aplugin(line)
 
 

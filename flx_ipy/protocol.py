@@ -26,7 +26,7 @@ accepted and unknown kinds or fields are ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
 
 PROTOCOL_VERSION = "1.0"
 
@@ -90,7 +90,7 @@ class PluginView(TypedDict):
     error: str | None  # last error one-liner (failed load, rolled-back reload, hook error)
     requires: list[str]
     capabilities: list[str]
-    isolation: NotRequired[IsolationView | None]  # None/absent: runs in the kernel's process
+    isolation: IsolationView | None  # None: runs in the kernel's process
 
 
 class WatcherView(TypedDict):

@@ -336,9 +336,9 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[])
+                             last_reload=None, error=None, requires=[], capabilities=[], isolation=None)
         else:
-            row = PluginView(**row)  # type: ignore[typeddict-item]
+            row = PluginView(**row)
         if details.get("version"):
             row["version"] = str(details["version"])
         states: dict[str, LifecycleName] = {

@@ -461,6 +461,43 @@ def test_lifecycle_health_and_state_run_in_the_worker(pm: PluginManager, tmp_pat
     assert p.started == 2 and pm.status("counter") == "running"
 
 
+class Recording:
+    """A runner wrapped in at the hook-call seam, recording what passes through it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def invoke(self, call: Any) -> Any:
+        self.calls.append((call.plugin, call.hook))
+        return self.inner.invoke(call)
+
+    async def ainvoke(self, call: Any) -> Any:
+        self.calls.append((call.plugin, call.hook))
+        return await self.inner.ainvoke(call)
+
+
+def test_an_isolated_plugins_hooks_pass_the_hook_call_seam(pm: PluginManager, tmp_path: Path) -> None:
+    """No special case in the lifecycle: the worker runner at ``pm.hooks`` sends the isolated
+    plugin's steps to its worker, and a runner wrapped in before or after still sees them."""
+    from flx_ipy.core.steps import InProcess
+    from flx_ipy.core.worker.runner import WorkerRunner
+
+    before = Recording(pm.hooks)
+    pm.hooks = before
+    pm.load(write(tmp_path, source()), isolated=True)
+    assert isinstance(pm.hooks, WorkerRunner) and pm.hooks.inner is before
+    after = Recording(pm.hooks)
+    pm.hooks = after
+    pm.start("counter")
+    p = pm.get("counter")
+    assert p.started == 1 and p.where()["pid"] == pm.record("counter").worker.pid != os.getpid()
+    assert pm.health("counter").status == "healthy"
+    pm.stop("counter")
+    assert after.calls == before.calls == [("counter", h) for h in ("initialize", "start", "health_check", "stop")]
+    assert isinstance(before.inner, InProcess)  # the in-process runner below did the waiting
+
+
 def test_hot_reload_in_the_worker_keeps_state_and_the_proxy(pm: PluginManager, tmp_path: Path) -> None:
     path = write(tmp_path, source())
     pm.load(path, start=True, isolated=True)

@@ -1,6 +1,8 @@
 """Isolated plugins: one sandboxed worker process per plugin (``pm.load(..., isolated=True)``).
 
-- ``runtime``  — the kernel's side: load, the hook seam, calls, checkpoints, reloads
+- ``host``     — what this package needs from the manager (a protocol: it never imports it)
+- ``runner``   — isolated plugins' hooks at the manager's hook-call seam (``pm.hooks``)
+- ``runtime``  — the kernel's side: load, the hook steps, calls, checkpoints, reloads
 - ``supervise`` — crashes: notice, report, restart with state, crash loop
 - ``remote``   — a worker's error reply as an exception of the kernel's own making
 - ``process``  — spawning a worker, the call channel, pidfd death notices
@@ -10,5 +12,7 @@
 - ``main``     — the worker process itself
 - ``sandbox/`` — one module per OS layer: rlimits, userns/netns, Landlock, seccomp, cgroup
 
-Imported only when a plugin is loaded isolated: ``import flx_ipy`` does not start anything.
+The manager imports this package (it sits below the manager in the core's stack), but nothing
+here starts a process or a thread until a plugin is loaded isolated; ``main`` (the worker's
+program) sits above the manager and is imported only in a worker.
 """

@@ -19,7 +19,16 @@ import threading
 import time
 from typing import Any
 
+from ..errors import HookError, plugin_traceback
+from ..files import source_hashes, sources
+from ..lifecycle import coerce_state
+from ..loader import overrides
+from ..manager import PluginManager  # trusted code, imported before waiting: a spare is ready sooner
+from ..steps import InProcess
+from ..types import PluginState
+from . import sandbox
 from .protocol import Channel, ChannelClosed, NotPlainData, encode
+from .sandbox import landlock, rlimits, seccomp, userns  # noqa: F401  (imported before the plugin too)
 
 
 def _watch_parent(pfd: int | None) -> None:
@@ -53,8 +62,6 @@ def _private_tmp(data_dir: str) -> None:
 
 class Worker:
     def __init__(self, ch: Channel, setup: dict[str, Any]) -> None:
-        from ..manager import PluginManager
-
         self.ch = ch
         self.setup = setup
         data_dir = setup["policy"]["data_dir"]
@@ -65,7 +72,9 @@ class Worker:
     # ------------------------------------------------------------ helpers
     def _await(self, value: Any) -> Any:
         if inspect.isawaitable(value):
-            return self.pm._hook_loop.run(value, None)
+            runner = self.pm.hooks
+            assert isinstance(runner, InProcess)  # the worker's own manager runs hooks in-process
+            return runner.hook_loop.run(value, None)
         return value
 
     @property
@@ -73,8 +82,6 @@ class Worker:
         return self.pm.record(self.name)
 
     def info(self) -> dict[str, Any]:
-        from ..loader import source_hashes, sources
-
         rec = self.rec
         inst = rec.instance
         cls = type(inst)
@@ -88,8 +95,6 @@ class Worker:
 
     # ------------------------------------------------------------ ops
     def op_load(self, req: dict[str, Any]) -> Any:
-        from ..loader import overrides
-
         overrides.update(req.get("sources") or {})  # the last good version, after a crash
         try:
             rec = self.pm.load(req["target"], config=req.get("config") or {})
@@ -127,8 +132,6 @@ class Worker:
         return None
 
     def op_checkpoint(self, req: dict[str, Any]) -> Any:
-        from ..lifecycle import coerce_state
-
         rec = self.rec
         inst = rec.instance
         if callable(getattr(inst, "save_state", None)) and rec.initialized:
@@ -146,8 +149,6 @@ class Worker:
         return {"kind": "attributes", "data": attrs, "time": time.time()}
 
     def op_restore(self, req: dict[str, Any]) -> Any:
-        from ..types import PluginState
-
         rec = self.rec
         rec.config = dict(req.get("config") or {})
         if req.get("initialize"):
@@ -176,12 +177,9 @@ class Worker:
 
     # ------------------------------------------------------------ loop
     def error_reply(self, rid: Any, exc: BaseException, req: dict[str, Any]) -> dict[str, Any]:
-        from ..errors import HookError
-        from ..lifecycle import plugin_traceback
-
         if isinstance(exc, HookError) and exc.__cause__ is not None:
             exc = exc.__cause__  # the plugin's own exception, not the manager's wrapper
-        files = self.pm._records[self.name].files if self.name in self.pm._records else set()
+        files = self.pm.registry[self.name].files if self.name in self.pm.registry else set()
         tb, where = plugin_traceback(exc, files)
         return {"id": rid, "ok": False, "type": type(exc).__name__, "message": str(exc),
                 "traceback": tb, "where": where}
@@ -226,10 +224,6 @@ def main(argv: list[str]) -> None:
         parent_fd: int | None = os.pidfd_open(os.getppid())
     except (OSError, AttributeError):  # AttributeError: not Linux (EOF on the channel still ends us)
         parent_fd = None
-    from ..manager import PluginManager  # noqa: F401
-    from . import sandbox  # trusted code, imported before waiting: a spare is ready sooner
-    from .sandbox import _sys, landlock, rlimits, seccomp, userns  # noqa: F401
-
     ch.send({"op": "ready"})  # imports done: the kernel sends the setup now
     try:
         setup = ch.recv()  # a spare worker waits here, plugin-free, until it is given a plugin
@@ -260,9 +254,6 @@ def main(argv: list[str]) -> None:
         return
     worker.serve()
 
-
-BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); "
-             "from flx_ipy.core.worker.main import main; main(sys.argv[2:])")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

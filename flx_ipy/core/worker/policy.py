@@ -9,15 +9,14 @@ only ever *adds* isolation: an explicit ``isolated=True`` always wins.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..manager import PluginManager
+from .host import WorkerHost
 
 Policy = bool | str | Collection[str] | Callable[[str, Any], bool] | None
 
 
-def wants_isolation(pm: PluginManager, target: str) -> bool:
+def wants_isolation(pm: WorkerHost, target: str) -> bool:
     policy: Any = getattr(pm, "isolate", None)
     if not policy:
         return False
@@ -34,6 +33,6 @@ def wants_isolation(pm: PluginManager, target: str) -> bool:
     return name in set(policy)
 
 
-def _is_installed(pm: PluginManager, target: str) -> bool:
+def _is_installed(pm: WorkerHost, target: str) -> bool:
     """``module:Class`` naming an entry point's value counts as that entry point."""
     return any(c.kind == "entry_point" and c.target == target for c in pm.candidates)

@@ -109,6 +109,11 @@ def monitor() -> Monitor:
         return _monitor
 
 
+#: the worker's command line (``python -I -c BOOTSTRAP PKG_PARENT FD``): ``main.py`` runs it
+BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); "
+             "from flx_ipy.core.worker.main import main; main(sys.argv[2:])")
+
+
 @atexit.register
 def _kill_all() -> None:
     """No worker outlives the kernel (also covered by each worker watching its parent's pidfd).
@@ -123,8 +128,6 @@ class WorkerProcess:
     def __init__(self, *, on_exit: Callable[[WorkerProcess], None] | None = None,
                  env: dict[str, str] | None = None) -> None:
         self._on_exit = on_exit
-        from .main import BOOTSTRAP
-
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         self.started = time.time()

@@ -1,9 +1,10 @@
 """The kernel's side of an isolated plugin: its worker, its checkpoints, its restarts.
 
-``rec.worker`` is an ``IsolatedRuntime``. The lifecycle code calls hooks through one seam
-(``lifecycle._call``); for an isolated plugin that seam hands back ``runtime.hook(name)``,
-which runs the step in the worker's own ``PluginManager``. Reloads go to the worker too, which
-runs the very same reload transaction and returns its ``ReloadResult`` as data.
+``rec.worker`` is an ``IsolatedRuntime``. Every hook call passes the manager's hook-call seam
+(``pm.hooks``); for an isolated plugin the runner there (``runner.py``) hands it
+``runtime.hook(name)``, which runs the step in the worker's own ``PluginManager``. Reloads go
+to the worker too, which runs the very same reload transaction and returns its
+``ReloadResult`` as data.
 
 Crashes: the monitor thread notices the worker's death on its pidfd; a helper thread emits
 ``crashed`` (with the reason), starts a new worker, loads the plugin, restores the last good
@@ -25,7 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import (
     FlxError,
@@ -35,19 +36,18 @@ from ..errors import (
     PluginError,
     PluginLoadError,
 )
-from ..hooks import Steps
-from ..record import PluginRecord
-from ..reload import ReloadResult
-from ..types import LifecycleState, PluginMetadata, PluginState
-from . import static, supervise
+from ..files import source_hashes
+from ..registry import PluginRecord
+from ..steps import Steps
+from ..types import LifecycleState, PluginMetadata, PluginState, ReloadResult
+from . import runner, static, supervise
+from .host import WorkerHost
 from .process import RemoteFailure, WorkerGone, WorkerProcess, take_worker
 from .protocol import NotPlainData
-from .proxy import PluginProxy
+from .proxy import PluginProxy, RemoteMethod
 from .remote import remote_error
 from .sandbox import Policy
-
-if TYPE_CHECKING:
-    from ..manager import PluginManager
+from .sandbox.cgroup import MemoryCgroup
 
 log = logging.getLogger("flx_ipy")
 S = LifecycleState
@@ -69,7 +69,7 @@ def validate_limits(limits: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def data_dir_for(pm: PluginManager, name: str) -> Path:
+def data_dir_for(pm: WorkerHost, name: str) -> Path:
     base = pm.data_root if pm.data_root else Path(tempfile.gettempdir()) / "flx_ipy"
     return Path(base) / name
 
@@ -77,9 +77,10 @@ def data_dir_for(pm: PluginManager, name: str) -> Path:
 class IsolatedRuntime:
     """One isolated plugin's worker and everything the kernel keeps about it (``rec.worker``)."""
 
-    def __init__(self, pm: PluginManager, name: str, sp: static.StaticPlugin,
+    def __init__(self, pm: WorkerHost, name: str, sp: static.StaticPlugin,
                  config: Mapping[str, Any] | None, limits: dict[str, Any]) -> None:
-        self._pm = weakref.ref(pm)
+        #: the manager it belongs to (weak: a runtime never keeps a dropped manager alive)
+        self.manager = weakref.ref(pm)
         self.name = name
         self.target = sp.target
         #: the folder the plugin's source was found in, read by the kernel itself: what the worker
@@ -110,7 +111,8 @@ class IsolatedRuntime:
         self.last_crash: dict[str, Any] | None = None
         self.state = "starting"  # running | restarting | failed | closed
         self.started_in: float | None = None
-        self._ready = threading.Event()
+        #: set while a worker serves the plugin (cleared during a restart: callers wait on it)
+        self.ready = threading.Event()
         self._dirty = False
         #: set when every call so far is covered by a checkpoint (tests and tutorials wait on it)
         self.checkpointed = threading.Event()
@@ -141,12 +143,10 @@ class IsolatedRuntime:
     def spawn(self, *, ready: bool = True) -> dict[str, Any]:
         """Start a worker, sandbox it, load the plugin in it; returns the plugin's info."""
         t0 = time.perf_counter()
-        self._ready.clear()
+        self.ready.clear()
         cgroup, unavailable = None, {}
         mem = self.limits.get("memory_mb")
         if mem:
-            from .sandbox.cgroup import MemoryCgroup
-
             try:  # headroom above the rlimit: Python sees MemoryError first, native code meets the ceiling
                 cgroup = MemoryCgroup.create(self.name, int(mem * 1.25 + 32) << 20)
             except OSError as e:
@@ -187,7 +187,7 @@ class IsolatedRuntime:
         self.started_in = time.perf_counter() - t0
         if ready:
             self.state = "running"
-            self._ready.set()
+            self.ready.set()
         return info
 
     def _take_info(self, info: Mapping[str, Any], good: bool = True) -> None:
@@ -198,8 +198,6 @@ class IsolatedRuntime:
 
     def apply_info(self, rec: PluginRecord, info: Mapping[str, Any], good: bool = True) -> None:
         """Mirror what the worker says about the plugin's code into the kernel's record."""
-        from ..loader import source_hashes
-
         self._take_info(info, good)
         root = self._believable_root(info.get("package_dir")) or self._believable_root(info.get("root"))
         root = root or self.static_dir
@@ -235,12 +233,12 @@ class IsolatedRuntime:
         return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
     def _others(self, rec: PluginRecord) -> list[PluginRecord]:
-        pm = self._pm()
-        return [r for r in (pm._records.values() if pm is not None else ()) if r is not rec]
+        pm = self.manager()
+        return [r for r in (pm.registry.values() if pm is not None else ()) if r is not rec]
 
     # ------------------------------------------------------------------ calls
     def _current(self, timeout: float | None) -> WorkerProcess:
-        if not self._ready.is_set() and not self._ready.wait(timeout):
+        if not self.ready.is_set() and not self.ready.wait(timeout):
             raise PluginCrashedError(f"{self.name}: its worker is not back after {timeout:g} s", self.name,
                                      reason="restart timed out")
         proc = self.proc
@@ -261,9 +259,9 @@ class IsolatedRuntime:
             return proc.call(op, t, **fields)
         except RemoteFailure as f:
             if f.reply.get("type") == "PermissionError":  # for the log (and an audit trail)
-                pm = self._pm()
+                pm = self.manager()
                 if pm is not None:
-                    pm._emit("denied", self.name, call=label, error=str(f.reply.get("message")))
+                    pm.emit("denied", self.name, call=label, error=str(f.reply.get("message")))
             raise remote_error(self.name, f.reply, what) from None
         except NotPlainData as e:
             raise TypeError(f"{label}: an argument of type {e.what} is not plain data "
@@ -288,8 +286,6 @@ class IsolatedRuntime:
                 raise AttributeError(f"{self.name} has no attribute {attr!r}") from None
             raise
         if got.get("callable"):
-            from .proxy import RemoteMethod
-
             return RemoteMethod(self, attr)
         return got.get("value")
 
@@ -327,7 +323,7 @@ class IsolatedRuntime:
     def _revive(self, initialized: bool) -> dict[str, Any] | None:
         return supervise.revive(self, initialized)
 
-    def retry_steps(self, pm: PluginManager, rec: PluginRecord) -> Steps[ReloadResult]:
+    def retry_steps(self, pm: WorkerHost, rec: PluginRecord) -> Steps[ReloadResult]:
         return supervise.retry_steps(self, pm, rec)
 
     def state_summary(self) -> dict[str, Any]:
@@ -369,13 +365,13 @@ class IsolatedRuntime:
                 self.checkpointed.set()
 
     # ------------------------------------------------------------------ reload
-    def reload_steps(self, pm: PluginManager, rec: PluginRecord, *, force: bool,
+    def reload_steps(self, pm: WorkerHost, rec: PluginRecord, *, force: bool,
                      paths: list[str] | None = None) -> Steps[ReloadResult]:
         """The reload transaction, run by the worker's manager; its result mirrored here."""
         t0 = time.perf_counter()
         prev = rec.status
         rec.status = S.RELOADING
-        pm._emit("reloading", rec.name, now=True, isolated=True)
+        pm.emit("reloading", rec.name, now=True, isolated=True)
         try:
             if paths is not None:
                 value = self.request("apply", "reload", paths=paths, force=force)
@@ -387,7 +383,7 @@ class IsolatedRuntime:
                                duration=time.perf_counter() - t0, finished_at=time.time())
             rec.last_reload = res
             rec.error = f"reload failed in the worker: {e}"
-            pm._emit("reload_failed", rec.name, phase="worker", error=str(e), where=None, rolled_back=False)
+            pm.emit("reload_failed", rec.name, phase="worker", error=str(e), where=None, rolled_back=False)
             return res
         info = value["info"]
         results = [ReloadResult(**r) for r in value["results"]]
@@ -404,13 +400,13 @@ class IsolatedRuntime:
         if res.ok:
             rec.reload_count += 1
             rec.error = rec.error_detail = None
-            pm._emit("reloaded", rec.name, duration=res.duration, version=rec.version, modules=res.modules,
+            pm.emit("reloaded", rec.name, duration=res.duration, version=rec.version, modules=res.modules,
                      notes=list(res.notes), isolated=True)
             self.checkpoint_now()
         else:
             rec.error = info.get("error") or f"reload failed in {res.phase}: {res.error}"
             rec.error_detail = res.traceback
-            pm._emit("reload_failed", rec.name, phase=res.phase, error=res.error, where=res.where,
+            pm.emit("reload_failed", rec.name, phase=res.phase, error=res.error, where=res.where,
                      rolled_back=res.rolled_back)
         return res
         yield  # a generator: the worker runs the hooks
@@ -431,17 +427,17 @@ class IsolatedRuntime:
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
-        self._ready.set()
+        self.ready.set()
 
 
 # ---------------------------------------------------------------------- load
-def load_steps(pm: PluginManager, target: str, config: Mapping[str, Any] | None,
+def load_steps(pm: WorkerHost, target: str, config: Mapping[str, Any] | None,
                limits: Mapping[str, Any] | None) -> Steps[PluginRecord]:
     """Load ``target`` into a new sandboxed worker; the kernel reads only its source text."""
     lim = validate_limits(limits)
     sp = static.resolve(pm, target)
     name = sp.metadata.name
-    existing = pm._records.get(name)
+    existing = pm.registry.get(name)
     if existing is not None:
         if existing.status != S.FAILED:
             if existing.worker is not None and existing.target == target:
@@ -457,10 +453,11 @@ def load_steps(pm: PluginManager, target: str, config: Mapping[str, Any] | None,
     rec.isolated = True
     rec.worker = rt
     rt.apply_info(rec, info)
-    pm._records[name] = rec
-    pm._unloaded.discard(name)
+    runner.install(pm)  # its hooks are routed to its worker at the hook-call seam
+    pm.registry[name] = rec
+    pm.registry.unloaded.discard(name)
     rt.checkpoint_now()
-    pm._emit("loaded", name, version=rec.version, source=rec.source, isolated=True, pid=rt.pid,
+    pm.emit("loaded", name, version=rec.version, source=rec.source, isolated=True, pid=rt.pid,
              enforced=list(rt.enforced))
     return rec
     yield  # a generator, though loading calls no hook

@@ -13,16 +13,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..entrypoints import module_file
 from ..errors import PluginLoadError, PluginNotFoundError
 from ..loader import split_target
 from ..source import ClassInfo, build_metadata, read_source
 from ..types import PluginMetadata
-
-if TYPE_CHECKING:
-    from ..manager import PluginManager
+from .host import WorkerHost
 
 
 @dataclass
@@ -65,9 +62,9 @@ def _pick(file: Path, cls: str | None, target: str) -> ClassInfo:
     return classes[0]
 
 
-def resolve(pm: PluginManager, target: str) -> StaticPlugin:
+def resolve(pm: WorkerHost, target: str) -> StaticPlugin:
     """Metadata of ``target`` without importing it; a clear error when only running it could tell."""
-    resolved, cand = pm._resolve(target)
+    resolved, cand = pm.resolve(target)
     if cand is not None and not cand.ok:
         raise PluginLoadError(f"{cand.name}: cannot load: {cand.error}", cand.name,
                               hint="fix the plugin's file, then load it again")

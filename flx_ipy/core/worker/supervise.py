@@ -15,15 +15,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidStateError
-from ..hooks import Steps
-from ..record import PluginRecord
-from ..reload import ReloadResult
-from ..types import LifecycleState
+from ..registry import PluginRecord
+from ..steps import Steps
+from ..types import LifecycleState, ReloadResult
+from .host import WorkerHost
 from .process import RemoteFailure, WorkerProcess
 from .remote import remote_error
 
 if TYPE_CHECKING:
-    from ..manager import PluginManager
     from .runtime import IsolatedRuntime
 
 S = LifecycleState
@@ -45,10 +44,10 @@ def revive(rt: IsolatedRuntime, initialized: bool) -> dict[str, Any] | None:
     except RemoteFailure as f:
         raise remote_error(rt.name, f.reply, "restore_state()") from None
     rt.state = "running"
-    rt._ready.set()
+    rt.ready.set()
     return info
 
-def retry_steps(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord) -> Steps[ReloadResult]:
+def retry_steps(rt: IsolatedRuntime, pm: WorkerHost, rec: PluginRecord) -> Steps[ReloadResult]:
     """A save while the worker is out of restarts (a crash loop, or a restart that could
     not load the file): a fresh worker with the saved code and the last good state, started
     if it was meant to run — fix, save, running, as for an in-process plugin."""
@@ -66,12 +65,12 @@ def retry_steps(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord) -> St
     except Exception as e:
         res.ok, res.phase, res.error = False, "retry", str(e)
         rec.error = f"retry failed: {e}"
-        pm._emit("reload_failed", rec.name, phase="retry", error=str(e), where=None, rolled_back=False)
+        pm.emit("reload_failed", rec.name, phase="retry", error=str(e), where=None, rolled_back=False)
     res.duration = time.perf_counter() - t0
     res.finished_at = time.time()
     rec.last_reload = res
     if res.ok:
-        pm._emit("reloaded", rec.name, duration=res.duration, version=rec.version, retried=True, isolated=True)
+        pm.emit("reloaded", rec.name, duration=res.duration, version=rec.version, retried=True, isolated=True)
         rt.checkpoint_now()
     return res
     yield  # a generator: the worker runs the hooks
@@ -80,13 +79,13 @@ def on_exit(rt: IsolatedRuntime, proc: WorkerProcess) -> None:
     """Monitor thread: hand the work to a helper thread at once."""
     if proc is not rt.proc or rt.state == "closed":
         return
-    rt._ready.clear()
+    rt.ready.clear()
     rt.state = "restarting"
     threading.Thread(target=after_crash, args=(rt, proc), name=f"flx_ipy-restart-{rt.name}",
                      daemon=True).start()
 
 def after_crash(rt: IsolatedRuntime, proc: WorkerProcess) -> None:
-    pm = rt._pm()
+    pm = rt.manager()
     if pm is None:
         return
     reason = proc.reason()
@@ -101,11 +100,11 @@ def after_crash(rt: IsolatedRuntime, proc: WorkerProcess) -> None:
         rt.crash_times.popleft()
     rt.crashes += 1
     rt.last_crash = {"time": now, "reason": reason, "returncode": proc.returncode, "pid": proc.pid}
-    pm._emit("crashed", rt.name, reason=reason, returncode=proc.returncode, pid=proc.pid,
+    pm.emit("crashed", rt.name, reason=reason, returncode=proc.returncode, pid=proc.pid,
              crashes_in_window=len(rt.crash_times))
     try:
-        with pm._locked(timeout=max(60.0, (rt.call_timeout or 30.0) * 2)):
-            rec = pm._records.get(rt.name)
+        with pm.exclusive(timeout=max(60.0, (rt.call_timeout or 30.0) * 2)):
+            rec = pm.registry.get(rt.name)
             if rec is None or rec.worker is not rt or rt.state == "closed":
                 return
             if len(rt.crash_times) > CRASH_LOOP[0]:
@@ -114,18 +113,18 @@ def after_crash(rt: IsolatedRuntime, proc: WorkerProcess) -> None:
                 return
             restart(rt, pm, rec)
     except InvalidStateError as e:  # the manager stayed busy: try once more later would hide it
-        rec = pm._records.get(rt.name)
+        rec = pm.registry.get(rt.name)
         if rec is not None:
             give_up(rt, pm, rec, f"restart after crash failed: {e}", "restart-failed")
 
-def give_up(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord, error: str, reason: str) -> None:
+def give_up(rt: IsolatedRuntime, pm: WorkerHost, rec: PluginRecord, error: str, reason: str) -> None:
     rt.state = "failed"
     rec.status = S.FAILED
     rec.error = error
-    pm._emit("failed", rec.name, phase=reason, reason=reason, error=error)
-    rt._ready.set()  # callers waiting for a restart fail now, not after their timeout
+    pm.emit("failed", rec.name, phase=reason, reason=reason, error=error)
+    rt.ready.set()  # callers waiting for a restart fail now, not after their timeout
 
-def restart(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord) -> None:
+def restart(rt: IsolatedRuntime, pm: WorkerHost, rec: PluginRecord) -> None:
     t0 = time.perf_counter()
     cp = rt.checkpoint
     try:
@@ -145,8 +144,8 @@ def restart(rt: IsolatedRuntime, pm: PluginManager, rec: PluginRecord) -> None:
     rec.error = None
     rt.restarts += 1
     rt.state = "running"
-    rt._ready.set()
+    rt.ready.set()
     age = (time.time() - cp["time"]) if cp else None
-    pm._emit("restarted", rec.name, pid=rt.pid, state_age=age,
+    pm.emit("restarted", rec.name, pid=rt.pid, state_age=age,
              restored=cp["kind"] if cp else None, duration=time.perf_counter() - t0,
              reason=(rt.last_crash or {}).get("reason"))

@@ -42,8 +42,8 @@ class MemoryCgroup:
         os.mkdir(path)
         cg = cls(path, limit_bytes)
         try:
-            cg._write("memory.limit_in_bytes", str(limit_bytes))
-            got = int(cg._read("memory.limit_in_bytes"))
+            cg.write("memory.limit_in_bytes", str(limit_bytes))
+            got = int(cg.read("memory.limit_in_bytes"))
             if got > limit_bytes:
                 raise OSError(f"memory.limit_in_bytes reads back {got}")
         except BaseException:
@@ -51,17 +51,17 @@ class MemoryCgroup:
             raise
         return cg
 
-    def _write(self, name: str, value: str) -> None:
+    def write(self, name: str, value: str) -> None:
         with open(os.path.join(self.path, name), "w") as fh:
             fh.write(value)
 
-    def _read(self, name: str) -> str:
+    def read(self, name: str) -> str:
         with open(os.path.join(self.path, name)) as fh:
             return fh.read().strip()
 
     def add(self, pid: int) -> bool:
         """Move ``pid`` in; True when ``/proc/PID/cgroup`` reads back this group."""
-        self._write("cgroup.procs", str(pid))
+        self.write("cgroup.procs", str(pid))
         rel = os.path.relpath(self.path, _ROOT)
         with open(f"/proc/{pid}/cgroup") as fh:
             return any(line.split(":", 2)[2].strip().lstrip("/") == rel
@@ -69,11 +69,11 @@ class MemoryCgroup:
 
     def oom_killed(self) -> bool:
         try:
-            for line in self._read("memory.oom_control").splitlines():
+            for line in self.read("memory.oom_control").splitlines():
                 k, _, v = line.partition(" ")
                 if k == "oom_kill" and int(v) > 0:
                     return True
-            return int(self._read("memory.failcnt")) > 0 and int(self._read("memory.max_usage_in_bytes")) >= self.limit
+            return int(self.read("memory.failcnt")) > 0 and int(self.read("memory.max_usage_in_bytes")) >= self.limit
         except (OSError, ValueError):
             return False
 
