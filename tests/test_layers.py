@@ -41,6 +41,8 @@ STACK = [
     "events",
     "settle",
     "discovery",
+    "health_rules",
+    "recovery",
     "registry",
     "lifecycle",
     "transaction",

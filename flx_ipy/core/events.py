@@ -26,6 +26,11 @@ KINDS = (
     "discovered", "loaded", "initialized", "started", "stopped", "unloaded", "failed",
     "reloading", "reloaded", "reload_failed", "health_changed", "dependency_reloaded",
     "watch_started", "watch_stopped",
+    "error_cleared",  # a save back to the running version ended a kept reload failure (recovery.py)
+    "saves_waiting",  # saves held back by a running cell (details: count; published by the IPython layer)
+    "crashed",  # an isolated plugin's worker died (details: reason, returncode, pid; worker/supervise.py)
+    "restarted",  # ... and serves again from its last good checkpoint (details: pid, state_age)
+    "denied",  # an isolated plugin's call raised PermissionError in its sandbox (details: call, error)
 )
 
 
