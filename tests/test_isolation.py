@@ -498,6 +498,21 @@ def test_an_isolated_plugins_hooks_pass_the_hook_call_seam(pm: PluginManager, tm
     assert isinstance(before.inner, InProcess)  # the in-process runner below did the waiting
 
 
+def test_a_rollback_of_an_isolated_plugin_is_refused_and_changes_nothing(pm: PluginManager, tmp_path: Path) -> None:
+    """Kept revisions' bytes live in the kernel and the worker reloads from files: rather than
+    quietly running what is on disk, a rollback is a clear error and the plugin keeps running."""
+    path = write(tmp_path, source())
+    pm.load(path, start=True, isolated=True)
+    p = pm.get("counter")
+    p.bump(3)
+    path.write_text(source(version="1.1.0", step=10))
+    assert pm.apply_changes([path])[0].ok
+    with pytest.raises(PluginError, match="not supported for isolated plugins"):
+        pm.rollback("counter", 1)
+    rec = pm.record("counter")
+    assert rec.version == "1.1.0" and rec.status == "running" and p.bump() == 13
+
+
 def test_hot_reload_in_the_worker_keeps_state_and_the_proxy(pm: PluginManager, tmp_path: Path) -> None:
     path = write(tmp_path, source())
     pm.load(path, start=True, isolated=True)

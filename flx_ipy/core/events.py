@@ -31,6 +31,7 @@ KINDS = (
     "crashed",  # an isolated plugin's worker died (details: reason, returncode, pid; worker/supervise.py)
     "restarted",  # ... and serves again from its last good checkpoint (details: pid, state_age)
     "denied",  # an isolated plugin's call raised PermissionError in its sandbox (details: call, error)
+    "loop_blocked",  # a plugin's code blocked the kernel's loop > 100 ms (details: where, blocked_for; loopwatch)
 )
 
 

@@ -34,6 +34,7 @@ from .lifecycle import (
     stop_one,
 )
 from .registry import PluginRecord
+from .revisions import health_gate_steps, migrate_steps
 from .steps import Steps
 from .types import LifecycleState, PluginState, ReloadResult
 
@@ -154,7 +155,12 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
             hint=f"fix it and `%plugin start {name}`, or unload and load it again")
     if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
-    if rec.worker is not None:  # isolated: the worker runs this same transaction
+    if rec.worker is not None:  # isolated: the worker runs this same transaction, from its files
+        if new_sources:  # kept bytes (a rollback) exist only in this process: refuse, change nothing
+            raise InvalidStateError(
+                f"{name} runs isolated: its worker reloads from the plugin's files, so running kept code "
+                "(a rollback) is not supported for isolated plugins yet", name,
+                hint="save the version you want back to the file; the worker reloads it")
         return (yield from rec.worker.reload_steps(pm, rec, force=force))  # type: ignore[no-any-return]
     t0 = time.perf_counter()
     batch_done = batch_done if batch_done is not None else set()
@@ -244,6 +250,11 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
         if added:
             result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
         rec.instance = new_inst
+        if saved is not None:
+            try:
+                saved = yield from migrate_steps(pm, rec, new_inst, saved)
+            except Exception as e:
+                raise _Abort("migrate_state", e) from e
         try:
             if saved is not None and has_hook(new_inst, "restore_state"):
                 yield hook_call(pm, rec, "restore_state", saved)
@@ -260,6 +271,11 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
                 if rec.context is not None:
                     rec.context.end_run()
                 raise _Abort("start", e) from e
+            if pm.health_gate:
+                try:
+                    yield from health_gate_steps(pm, rec)
+                except Exception as e:
+                    raise _Abort("health_check", e) from e
     except BaseException as exc:
         swap.rollback()
         guard.install(gate=False)
