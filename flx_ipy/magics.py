@@ -38,7 +38,7 @@ __all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
                "health", "state", "get", "panel", "log", "error", "validate", "sync", "history", "rollback",
-               "stats", "help")
+               "stats", "search", "install", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health", "rollback"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error", "history",
@@ -76,6 +76,12 @@ class PluginMagics(Magics):
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
     isolate = List(Unicode(), help="Plugins loaded isolated (own sandboxed worker process) even without "
                                    "--isolated: names, or 'all', or 'entry_points'.").tag(config=True)
+    force_polling = Bool(None, allow_none=True,
+                         help="Poll for changes instead of waiting for file system events. None: "
+                              "poll only where events do not arrive (network, VM/WSL and Docker "
+                              "Desktop mounts; FLX_IPY_FORCE_POLLING in the environment).").tag(config=True)
+    index = Unicode("", help="Default plugin index (folder or URL) for `%plugin search` and `%plugin install`; "
+                             "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
 
@@ -112,7 +118,7 @@ class PluginMagics(Magics):
             poller.interval = change["new"]
             poller.start()
 
-    @observe("debounce", "step", "settle")
+    @observe("debounce", "step", "settle", "force_polling")
     def _watch_setting(self, change: Any) -> None:
         pm = getattr(self, "pm", None)
         if pm is not None and pm.watching:  # re-arm with the new timing, same folders
@@ -121,7 +127,7 @@ class PluginMagics(Magics):
     def arm_watch(self, paths: list[str] | None) -> Any:
         applier = self.scheduler.save_applier if self.scheduler is not None else None
         return self.pm.watch(paths, applier=applier, debounce=self.debounce, step=self.step,
-                             settle=self.settle)
+                             settle=self.settle, force_polling=self.force_polling)
 
     # ----------------------------------------------------------------- the magic
     @line_magic
@@ -136,6 +142,9 @@ class PluginMagics(Magics):
     @argument("--open-files", type=int, default=None, help="load --isolated: open files limit")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
+    @argument("--dry-run", action="store_true", help="install: show what would change, install nothing")
+    @argument("--target", help="install: into this folder (pip --target), put first on sys.path")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
 
@@ -160,8 +169,11 @@ class PluginMagics(Magics):
           %plugin history NAME            revisions (every load, reload, rollback) with their code
           %plugin rollback NAME [REV]     run an earlier revision's code again (default: the previous)
           %plugin stats [NAME]            hook call timings and reload outcomes per plugin
+          %plugin search [TERM] [--index URL|PATH]    plugins an index offers
+          %plugin install NAME[==VER] [--index ...] [--dry-run] [--target DIR]
+                                          pip-install (hash-checked) into this kernel; loadable at once
 
-        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
+        Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size).
         """
         args = self._parse(line)
         if args is None:
@@ -319,9 +331,10 @@ class PluginMagics(Magics):
         for item in args.args:
             rec = self.pm.plugins.get(item)
             if rec is not None:
-                if not rec.root:
+                own = _plugin_scope(rec)
+                if not own:
                     raise UsageError(f"%plugin watch: {item} has no source folder to watch")
-                paths.append(rec.root)
+                paths.append(own)  # exactly this plugin: its package, or its one file
                 continue
             p = os.path.abspath(os.path.expanduser(item))
             if not os.path.exists(p):
@@ -332,12 +345,15 @@ class PluginMagics(Magics):
             raise UsageError("%plugin watch: nothing to watch yet — `%plugin load PATH` first, or name a "
                              "folder: `%plugin watch DIR`")
         if paths:
-            self._watch_more(paths)
+            self._watch_more(paths, exact=True)
         else:
             self.arm_watch(None)
         n = len(self.pm.watched_paths)
+        w = self.pm.watcher
+        mode = f" (polling: {w.polling_reason})" if getattr(w, "polling", False) else ""
+        noun = "folder" if all(os.path.isdir(p) for p in self.pm.watched_paths) else "path"
         folders = ", ".join(self.pm.watched_paths)
-        print(f"watching {n} folder{'s' if n != 1 else ''}: {folders} — {self._when_applied()}")
+        print(f"watching {n} {noun}{'s' if n != 1 else ''}{mode}: {folders} — {self._when_applied()}")
         self._show_status()
 
     def _when_applied(self) -> str:
@@ -348,8 +364,10 @@ class PluginMagics(Magics):
         return ("a save is applied just before your next command runs (this prompt runs no event loop); "
                 "run `%gui asyncio` to apply saves at once while the prompt waits")
 
-    def _watch_more(self, paths: list[str]) -> None:
-        current = self.pm.watched_paths if self.pm.watching else self.pm.watch_roots()
+    def _watch_more(self, paths: list[str], exact: bool = False) -> None:
+        """Add ``paths`` to what is watched; ``exact``: when nothing is watched yet, watch only
+        them (``%plugin watch NAME``), not every loaded plugin's folder."""
+        current = self.pm.watched_paths if self.pm.watching else ([] if exact else self.pm.watch_roots())
         wanted = sorted({*current, *paths})
         if not self.pm.watching or wanted != sorted(self.pm.watched_paths):
             self.arm_watch(wanted)
@@ -454,6 +472,16 @@ class PluginMagics(Magics):
 
         return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
 
+    def _cmd_search(self, args: Any) -> Any:
+        from .registry.magic import search_command
+
+        return search_command(self, args)
+
+    def _cmd_install(self, args: Any) -> Any:
+        from .registry.magic import install_command
+
+        return install_command(self, args)
+
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):
             self.status.show()
@@ -556,3 +584,13 @@ def _plugin_line(call: Any) -> str | None:
             and isinstance(arg.value, str)):
         return None
     return arg.value
+
+
+def _plugin_scope(rec: Any) -> str | None:
+    """What ``%plugin watch NAME`` watches: the plugin's package folder, or its one file."""
+    if rec.package_dir:
+        return str(rec.package_dir)
+    files = sorted(rec.files)
+    if len(files) == 1:
+        return str(files[0])
+    return str(rec.root) if rec.root else None

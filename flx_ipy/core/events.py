@@ -32,6 +32,9 @@ KINDS = (
     "restarted",  # ... and serves again from its last good checkpoint (details: pid, state_age)
     "denied",  # an isolated plugin's call raised PermissionError in its sandbox (details: call, error)
     "loop_blocked",  # a plugin's code blocked the kernel's loop > 100 ms (details: where, blocked_for; loopwatch)
+    # the plugin index's install into this process (details: distribution, version, previous, index,
+    # wheel, sha256, target; install_failed: error), published by the host layer like saves_waiting
+    "installed", "install_failed",
 )
 
 
