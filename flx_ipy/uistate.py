@@ -27,6 +27,7 @@ from .protocol import (
     DeltaMsg,
     EventView,
     HealthView,
+    IsolationView,
     LifecycleName,
     PluginView,
     ReloadView,
@@ -97,7 +98,21 @@ def plugin_view(record: Any) -> PluginView:
         error=str(error) if error else None,
         requires=[str(r) for r in (_get(md, "requires", ()) or ())],
         capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
+        isolation=isolation_view(_get(record, "worker")),
     )
+
+
+def isolation_view(worker: Any) -> IsolationView | None:
+    """An isolated plugin's worker (``record.worker``) as the protocol's view."""
+    if worker is None:
+        return None
+    d = worker.to_dict() if hasattr(worker, "to_dict") else dict(worker)
+    crash = d.get("last_crash") or {}
+    return IsolationView(pid=d.get("pid"), state=str(d.get("state", "")), enforced=list(d.get("enforced", [])),
+                         unavailable=dict(d.get("unavailable", {})), rss_mb=d.get("rss_mb"),
+                         cpu_seconds=d.get("cpu_seconds"), crashes=int(d.get("crashes", 0)),
+                         restarts=int(d.get("restarts", 0)), last_crash=crash.get("reason"),
+                         last_crash_at=crash.get("time"))
 
 
 def _ms(seconds: Any) -> str:
@@ -164,6 +179,12 @@ def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
         return f"watching {len(paths)} path{'s' if len(paths) != 1 else ''}"
     if kind == "watch_stopped":
         return "stopped watching"
+    if kind == "crashed":
+        return f"{who}'s worker crashed: {details.get('reason', 'unknown')}"
+    if kind == "restarted":
+        age = details.get("state_age")
+        kept = f" with its state from {age:.1f} s before" if isinstance(age, (int, float)) else ""
+        return f"{who} restarted{kept}"
     return f"{who} {kind}"
 
 
@@ -353,7 +374,7 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[])
+                             last_reload=None, error=None, requires=[], capabilities=[], isolation=None)
         else:
             row = PluginView(**row)
         if details.get("version"):
