@@ -22,8 +22,8 @@ from typing import Any
 
 log = logging.getLogger("flx_ipy")
 
-__all__ = ["StatusLine", "Table", "discovery_table", "event_log", "health_table", "plugin_table",
-           "validation_view"]
+__all__ = ["StatusLine", "Table", "audit_table", "discovery_table", "event_log", "health_table", "plugin_table",
+           "signature_label", "validation_view"]
 
 _COLORS = {"running": "#1a7f37", "healthy": "#1a7f37", "failed": "#cf222e", "unhealthy": "#cf222e",
            "reload_failed": "#cf222e", "degraded": "#9a6700", "reloading": "#9a6700",
@@ -117,12 +117,32 @@ def plugin_table(pm: Any) -> Table:
     for name, rec in sorted(pm.plugins.items()):
         health = rec.health.status if rec.health is not None else ""
         rows.append([name, rec.version, rec.status, health, rec.reload_count, _last_reload(rec),
-                     rec.error or "", rec.source])
+                     signature_label(getattr(rec, "signature", None)), rec.error or "", rec.source])
     watching = getattr(pm, "watched_paths", [])
     footer = (f"watching {len(watching)} folder{'s' if len(watching) != 1 else ''}: {', '.join(watching)}"
               if watching else "not watching (`%plugin watch` to reload on save)")
-    return Table(["name", "version", "status", "health", "reloads", "last reload", "error", "source"], rows,
+    return Table(["name", "version", "status", "health", "reloads", "last reload", "signature", "error", "source"],
+                 rows,
                  empty="no plugins loaded — `%plugin discover DIR` then `%plugin load NAME`", footer=footer)
+
+
+def signature_label(sig: Any) -> str:
+    """``signed (alice)``, ``modified: a.py, b.py``, ``unsigned``; empty when nothing is checked."""
+    if sig is None:
+        return ""
+    if sig.status == "signed":
+        return f"signed ({sig.signer})"
+    if sig.status == "modified":
+        return f"modified: {', '.join(sig.files)}"
+    return str(sig.status)
+
+
+def audit_table(records: Iterable[dict[str, Any]]) -> Table:
+    """Audit records (``%plugin audit``, ``flx-ipy audit tail``), oldest first."""
+    rows = [[r.get("time", ""), r.get("operation", ""), r.get("plugin") or "", r.get("outcome", ""),
+             r.get("origin", ""), r.get("actor", ""), r.get("error") or ""] for r in records]
+    return Table(["time", "operation", "plugin", "outcome", "origin", "actor", "error"], rows,
+                 empty="no audit records yet")
 
 
 def health_table(statuses: dict[str, Any]) -> Table:

@@ -29,7 +29,6 @@ from .errors import (
 from .hooks import HookCall, Steps
 from .record import PluginRecord
 from .types import Health, HealthStatus, LifecycleState, PluginState
-from .validators import validate_plugin_class
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -191,9 +190,12 @@ def load_steps(pm: PluginManager, target: str, config: Any) -> Steps[PluginRecor
                               hint="fix the plugin's file, then load it again")
     before = set(sys.modules)
     try:
+        from .trust import gate_load  # signatures: checked on the bytes that will run, before they do
+
+        signature = gate_load(pm, target, resolved or target, cand.name if cand is not None else None)
         code = loader.load(target, resolved)
         cls = code.cls
-        validate_plugin_class(cls).raise_if_problems(getattr(getattr(cls, "metadata", None), "name", None))
+        pm.validator.validate(cls).raise_if_problems(getattr(getattr(cls, "metadata", None), "name", None))
         name = cls.metadata.name
         existing = pm._records.get(name)
         if existing is not None and existing.status != S.FAILED:
@@ -215,7 +217,7 @@ def load_steps(pm: PluginManager, target: str, config: Any) -> Steps[PluginRecor
     rec = PluginRecord(
         name=name, target=target, metadata=cls.metadata, source=code.source, cls=cls,
         module=sys.modules.get(cls.__module__, code.module), instance=instance,
-        root=pkg or code.root, package_dir=pkg, config=dict(config or {}),
+        root=pkg or code.root, package_dir=pkg, config=dict(config or {}), signature=signature,
     )
     from .reload import remember_source
 
@@ -351,6 +353,8 @@ def unload_steps(pm: PluginManager, name: str) -> Steps[None]:
             log.warning("flx_ipy: %s: cleanup %r raised %s during unload", name, label, _one_line(err))
     del pm._records[name]
     pm._unloaded.add(name)
+    if rec.signature is not None and rec.signature.unit:
+        loader.unpin(rec.signature.unit)
     shared = {m.__name__ for r in pm._records.values() for m in plugin_modules(r)}
     mine = [m.__name__ for m in plugin_modules(rec) if m.__name__ not in shared]
     loader.forget_modules(mine)

@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 
 from . import lifecycle
 from .discovery import Candidate, Discovery
-from .errors import InvalidStateError, PluginNotFoundError
+from .errors import HookError, InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
 from .hooks import HookLoop, Steps, drive_async, drive_sync
 from .record import PluginRecord
 from .reload import ReloadResult
+from .trust import Trust
 from .types import Event, HealthStatus, LifecycleState, PluginMetadata
+from .validators import Validator
 
 log = logging.getLogger("flx_ipy")
 T = TypeVar("T")
@@ -47,6 +49,10 @@ class PluginManager:
         event_history: int = 500,
         data_root: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        signature_policy: str = "off",
+        allowed_signers: str | Path | None = None,
+        audit_log: str | Path | None = None,
+        audit_mode: str = "buffered",
     ) -> None:
         self.discovery = Discovery(plugin_dirs=[Path(d) for d in plugin_dirs], entry_points=entry_points)
         self.events = EventBus(history=event_history, clock=clock)
@@ -65,6 +71,42 @@ class PluginManager:
         self._hook_loop = HookLoop()
         self._watcher: Any = None
         self._candidates: list[Candidate] = []
+        #: the validation pipeline: source checks (signatures) before code runs, class checks after
+        self.validator = Validator.default()
+        self.trust = Trust(signature_policy, allowed_signers)
+        self.trust.attach(self.validator)
+        self.audit: Any = None
+        if audit_log is not None:
+            self.set_audit_log(audit_log, mode=audit_mode)
+
+    # ----------------------------------------------------------------- trust & audit
+    @property
+    def signature_policy(self) -> str:
+        """``"off"`` | ``"warn"`` | ``"require"`` (see ``core/trust.py``); settable at any time."""
+        return self.trust.policy
+
+    @signature_policy.setter
+    def signature_policy(self, value: str) -> None:
+        self.trust.policy = value
+
+    @property
+    def allowed_signers(self) -> str | Path | None:
+        return self.trust.allowed_signers
+
+    @allowed_signers.setter
+    def allowed_signers(self, value: str | Path | None) -> None:
+        self.trust.allowed_signers = value
+
+    def set_audit_log(self, path: str | Path | None, *, mode: str = "buffered", **options: Any) -> Any:
+        """Record every operation outcome to ``path`` (JSON Lines, hash-chained; None: stop)."""
+        from .audit import AuditLog, AuditTrail
+
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
+        if path is not None:
+            self.audit = AuditTrail(self, AuditLog(path, mode=mode, **options))
+        return self.audit
 
     # ----------------------------------------------------------------- registry & events
     @property
@@ -159,11 +201,29 @@ class PluginManager:
 
     def _run(self, steps: Steps[T]) -> T:
         with self._locked():
-            return drive_sync(steps, self._hook_loop)
+            try:
+                return drive_sync(steps, self._hook_loop)
+            except Exception as e:
+                self._refused(steps, e)
+                raise
 
     async def _arun(self, steps: Steps[T]) -> T:
         async with self._alocked():
-            return await drive_async(steps)
+            try:
+                return await drive_async(steps)
+            except Exception as e:
+                self._refused(steps, e)
+                raise
+
+    def _refused(self, steps: Any, exc: Exception) -> None:
+        """An operation that raised is an ``operation_failed`` event (the audit log's record of
+        it), unless a ``failed`` event already told (a hook raised: ``HookError``)."""
+        if isinstance(exc, HookError):
+            return
+        op = getattr(steps, "__name__", "operation").removesuffix("_steps")
+        self._emit("operation_failed", getattr(exc, "plugin", None), operation=op,
+                   error=" ".join(str(exc).split()), error_type=type(exc).__name__,
+                   denied=bool(getattr(exc, "denied", False)))
 
     # ----------------------------------------------------------------- discovery
     def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
@@ -369,6 +429,8 @@ class PluginManager:
             except Exception:
                 log.exception("flx_ipy: unloading %s during close failed", name)
         self._hook_loop.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def history(self, n: int | None = None) -> list[Event]:
         return self.events.history(n)

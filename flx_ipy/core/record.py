@@ -43,6 +43,8 @@ class PluginRecord:
     failed_hashes: dict[str, str] = field(default_factory=dict)
     #: every file that belongs to the plugin (module files), for routing watch events
     files: set[str] = field(default_factory=set)
+    #: the signature verdict on the code that runs (``trust.SignatureInfo``); None: policy off
+    signature: Any = None
 
     @property
     def version(self) -> str:
@@ -62,6 +64,7 @@ class PluginRecord:
             "last_reload": self.last_reload.to_dict() if self.last_reload else None,
             "reload_count": self.reload_count, "loaded_at": self.loaded_at,
             "started_at": self.started_at,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
     def __repr__(self) -> str:

@@ -34,7 +34,6 @@ from .loader import digest, source_hashes
 from .record import PluginRecord
 from .reload import CodeSwap, ReloadResult, module_file, read_source
 from .types import LifecycleState, PluginState
-from .validators import validate_plugin_class
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -164,6 +163,12 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         swap.prepare()
     except Exception as e:  # syntax error, unreadable file: nothing has changed yet
         return finish(_failed(pm, rec, result, "compile", e, new_sources, rolled_back=True))
+    from .trust import gate_reload
+
+    try:  # signatures, on exactly the bytes the swap will execute, before it does
+        signature = gate_reload(pm, rec, new_sources)
+    except Exception as e:
+        return finish(_failed(pm, rec, result, "signature", e, new_sources, rolled_back=True))
 
     rec.status = S.RELOADING
     pm._emit("reloading", name, now=True, modules=result.modules)
@@ -207,7 +212,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             raise _Abort("validate", FlxError(
                 f"class {old_cls.__name__ if old_cls else '?'} is no longer defined in {rec.source}"))
         new_cls: Any = found
-        vres = validate_plugin_class(new_cls)
+        vres = pm.validator.validate(new_cls)
         if not vres.ok:
             raise _Abort("validate", FlxError(str(vres)))
         if new_cls.metadata.name != name:
@@ -272,6 +277,8 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     guard.remove()
     rec.cls = new_cls
     rec.metadata = new_cls.metadata
+    if signature is not None:
+        rec.signature = signature
     rec.status = prev_status
     rec.error = None
     rec.error_detail = None
@@ -382,11 +389,16 @@ def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, b
     swap = CodeSwap(mods, new_sources)
     try:
         swap.prepare()
+        from .trust import gate_reload
+
+        signature = gate_reload(pm, rec, new_sources)
         swap.apply()
         new_cls = getattr(rec.module, rec.cls.__name__) if rec.cls is not None else None
         if new_cls is None:
             raise FlxError(f"{rec.name}: plugin class is gone from {rec.source}")
-        validate_plugin_class(new_cls).raise_if_problems(rec.name)
+        pm.validator.validate(new_cls).raise_if_problems(rec.name)
+        if signature is not None:
+            rec.signature = signature
         if new_cls is not rec.cls and rec.instance is not None:
             rec.instance = _fresh_instance(new_cls, rec.instance)
         rec.cls, rec.metadata = new_cls, new_cls.metadata
