@@ -26,18 +26,19 @@ from typing import Any
 from IPython.core.error import TryNext, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Int, List, Unicode, observe
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
 from .core.hooks import adrive, drive
+from .core.origin import origin_scope
 
 log = logging.getLogger("flx_ipy")
 
 __all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
-               "health", "state", "get", "panel", "log", "error", "validate", "sync", "help")
+               "health", "state", "get", "panel", "log", "error", "validate", "sync", "audit", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
@@ -69,6 +70,18 @@ class PluginMagics(Magics):
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
+    signature_policy = Enum(["off", "warn", "require"], "off",
+                            help="Check plugin signatures: 'off' (nothing checked), 'warn' (load, and show "
+                                 "unsigned/modified), 'require' (refuse what is not signed by an allowed "
+                                 "signer; roll back hot edits of signed plugins).").tag(config=True)
+    allowed_signers = Unicode("", help="OpenSSH allowed_signers file of trusted plugin signers "
+                                       '(PRINCIPAL namespaces="flx-ipy" ssh-ed25519 AAAA...).').tag(config=True)
+    audit_log = Unicode("", help="Audit log file (JSON Lines, hash-chained). Empty: "
+                                 "<Jupyter data dir>/flx_ipy/audit.jsonl; 'off': no audit log.").tag(config=True)
+    audit_mode = Enum(["buffered", "blocking"], "buffered",
+                      help="'buffered': records are written by a background thread; 'blocking': written "
+                           "before each operation returns, and no plugin code loads while the log cannot "
+                           "be written.").tag(config=True)
 
     def __init__(self, shell: Any, pm: Any, scheduler: Any = None, status: Any = None, **kwargs: Any) -> None:
         self.pm = pm
@@ -86,8 +99,28 @@ class PluginMagics(Magics):
             self.pm.discovery.add_dirs(*self.plugin_dirs)
         self.pm.health_timeout = self.health_timeout
         self.pm.events.resize(self.log_size)
+        self.pm.allowed_signers = os.path.expanduser(self.allowed_signers) if self.allowed_signers else None
+        self.pm.signature_policy = self.signature_policy
+        path = self.audit_path()
+        current = self.pm.audit
+        if path is None:
+            if current is not None:
+                self.pm.set_audit_log(None)
+        elif current is None or str(current.path) != path or current.log.mode != self.audit_mode:
+            self.pm.set_audit_log(path, mode=self.audit_mode)
 
-    @observe("plugin_dirs", "health_timeout", "log_size")
+    def audit_path(self) -> str | None:
+        """Where this kernel's audit log goes (None: off)."""
+        if self.audit_log.strip().lower() == "off":
+            return None
+        if self.audit_log:
+            return os.path.abspath(os.path.expanduser(self.audit_log))
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.path.join(jupyter_data_dir(), "flx_ipy", "audit.jsonl")
+
+    @observe("plugin_dirs", "health_timeout", "log_size", "signature_policy", "allowed_signers", "audit_log",
+             "audit_mode")
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()
@@ -119,6 +152,7 @@ class PluginMagics(Magics):
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    @argument("--where", action="store_true", help="audit: print where the audit log is written")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
 
@@ -138,13 +172,16 @@ class PluginMagics(Magics):
           %plugin error [NAME]            a failed plugin's own traceback
           %plugin validate PATH           check a plugin file or folder without importing it
           %plugin sync                    apply saves made just before this cell, now
+          %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
 
-        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size).
+        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size,
+        signature_policy, allowed_signers, audit_log, audit_mode).
         """
         args = self._parse(line)
         if args is None:
             return None
-        return self._guard(args, lambda: self._drive_sync(self._command(args)))
+        with origin_scope("magic"):  # the audit log's origin for what this command does
+            return self._guard(args, lambda: self._drive_sync(self._command(args)))
 
     async def aplugin(self, line: str) -> Any:
         """The awaitable twin: hooks run on the caller's loop (the kernel's)."""
@@ -152,7 +189,8 @@ class PluginMagics(Magics):
         if args is None:
             return None
         try:
-            return await self._drive_async(self._command(args))
+            with origin_scope("magic"):
+                return await self._drive_async(self._command(args))
         except (UsageError, KeyboardInterrupt):
             raise
         except Exception as e:
@@ -381,6 +419,24 @@ class PluginMagics(Magics):
         from .core.validators import validate_path
 
         return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
+
+    def _cmd_audit(self, args: Any) -> Any:
+        audit = self.pm.audit
+        if args.where:
+            print(str(audit.path) if audit is not None else "the audit log is off "
+                  "(`%config PluginMagics.audit_log = ''` turns it on)")
+            return None
+        if audit is None:
+            raise UsageError("%plugin audit: the audit log is off (`%config PluginMagics.audit_log = ''` "
+                             "writes it under Jupyter's data folder)")
+        from .core.audit import tail
+
+        audit.flush()
+        try:
+            records = tail(audit.path, max(args.n, 1))
+        except FileNotFoundError:
+            records = []
+        return display.audit_table(records)
 
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):

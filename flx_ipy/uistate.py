@@ -152,9 +152,17 @@ def event_view(event: Any) -> EventView:
 ACTIONS = ("start", "stop", "reload", "unload")
 
 
-def run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
+def run_action(manager: Any, action: str, name: str, origin: str = "widget") -> tuple[bool, str]:
     """What a UI's start/stop/reload/unload button does, for the dashboard and the side panel
-    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do)."""
+    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do).
+    ``origin`` is what the audit log records (``"widget"``, ``"labextension"``)."""
+    from .core.origin import origin_scope
+
+    with origin_scope(origin):
+        return _run_action(manager, action, name)
+
+
+def _run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
     try:
         if action == "start":
             manager.start(name)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import marshal
 import os
 import struct
 import sys
@@ -118,20 +119,30 @@ def _pyc_source(pyc: Path) -> Path:
 
 
 def pyc_matches(pyc: Path, source: bytes, source_path: Path) -> bool:
-    """Is ``pyc`` a cache of exactly this source, by the rules Python itself validates it with
-    (source mtime and size, or the source hash for hash-based ``.pyc``)? Never executed either way."""
+    """Is ``pyc`` a cache of exactly this source? Its header must pass the check Python itself
+    makes (source mtime and size, or the source hash), and — since a header is easy to forge —
+    its code must equal this source compiled. Never executed either way."""
     try:
-        head = pyc.read_bytes()[:16]
+        data = pyc.read_bytes()
         st = source_path.stat()
     except OSError:
         return False
-    if len(head) < 16:
-        return False
-    (flags,) = struct.unpack_from("<I", head, 4)
+    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
+        return False  # not bytecode for this Python: nothing that could be a cache of it
+    (flags,) = struct.unpack_from("<I", data, 4)
     if flags & 1:
-        return bool(head[8:16] == importlib.util.source_hash(source))
-    mtime, size = struct.unpack_from("<II", head, 8)
-    return bool(mtime == (int(st.st_mtime) & 0xFFFFFFFF) and size == (len(source) & 0xFFFFFFFF))
+        if data[8:16] != importlib.util.source_hash(source):
+            return False
+    else:
+        mtime, size = struct.unpack_from("<II", data, 8)
+        if mtime != (int(st.st_mtime) & 0xFFFFFFFF) or size != (len(source) & 0xFFFFFFFF):
+            return False
+    opt = 2 if ".opt-2." in pyc.name else 1 if ".opt-1." in pyc.name else 0
+    try:
+        code = marshal.loads(data[16:])
+        return bool(code == compile(source, str(source_path), "exec", dont_inherit=True, optimize=opt))
+    except Exception:  # unreadable bytecode, or a source that does not compile
+        return False
 
 
 # ----------------------------------------------------------------------------- manifest

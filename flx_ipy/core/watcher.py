@@ -240,7 +240,10 @@ class Watcher:
             return
 
         def apply() -> list[Any]:
-            results = self.pm.apply_changes(todo)
+            from .origin import origin_scope
+
+            with origin_scope("watcher"):  # the audit log's origin, wherever the applier runs this
+                results = self.pm.apply_changes(todo)
             self.applied += 1
             if self.on_applied is not None:
                 self.on_applied(results, seen_at)
