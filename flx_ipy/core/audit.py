@@ -225,8 +225,7 @@ class AuditLog:
         return self.path.with_name(f"{self.path.name}.{n}")
 
     def _rotate(self) -> None:
-        self._fh.close()
-        self._fh = None
+        # renamed while still locked: another writer waiting for the lock then sees a new inode
         if self.backups <= 0:
             os.replace(self.path, self._rotated(1))  # keep one file so the chain stays checkable
         else:
@@ -234,6 +233,8 @@ class AuditLog:
                 src = self.path if n == 1 else self._rotated(n - 1)
                 if src.exists():
                     os.replace(src, self._rotated(n))
+        self._fh.close()
+        self._fh = None
         self._open()
         self._known_size = 0
 
@@ -263,16 +264,22 @@ class AuditLog:
             try:
                 self._open()
                 _lock_file(self._fh)
+                if os.fstat(self._fh.fileno()).st_ino != os.stat(self.path).st_ino:
+                    self._open()  # rotated by another process while we waited for the lock
+                    _lock_file(self._fh)
                 try:
                     self._sync_prev()
+                    size = self._known_size
                     for rec in records:
                         rec["prev"] = self._prev
                         line = json.dumps(rec, separators=(",", ":"), default=str).encode()
-                        size = os.fstat(self._fh.fileno()).st_size
                         if self.max_bytes and size and size + len(line) + 1 > self.max_bytes:
+                            self._fh.flush()
                             self._rotate()
                             _lock_file(self._fh)
+                            size = 0
                         self._fh.write(line + b"\n")
+                        size += len(line) + 1
                         self._prev = hashlib.sha256(line).hexdigest()
                     self._fh.flush()
                     if self.fsync:
