@@ -139,8 +139,12 @@ def signature_label(sig: Any) -> str:
 
 def audit_table(records: Iterable[dict[str, Any]]) -> Table:
     """Audit records (``%plugin audit``, ``flx-ipy audit tail``), oldest first."""
+    def short(text: Any, limit: int = 100) -> str:
+        s = " ".join(str(text or "").split())
+        return s if len(s) <= limit else s[:limit - 1] + "…"
+
     rows = [[r.get("time", ""), r.get("operation", ""), r.get("plugin") or "", r.get("outcome", ""),
-             r.get("origin", ""), r.get("actor", ""), r.get("error") or ""] for r in records]
+             r.get("origin", ""), r.get("actor", ""), short(r.get("error"))] for r in records]
     return Table(["time", "operation", "plugin", "outcome", "origin", "actor", "error"], rows,
                  empty="no audit records yet")
 

@@ -276,14 +276,15 @@ def _static_name(unit: Path | None) -> str | None:
         return None
     from .source import read_source
 
-    try:
-        f = unit / "__init__.py" if unit.is_dir() else unit
-        info = read_source(f)
+    files = [unit / "__init__.py", *sorted(unit.glob("*.py"))] if unit.is_dir() else [unit]
+    for f in files:
+        try:
+            info = read_source(f)
+        except Exception:
+            continue
         for ci in info.plugin_classes:
             if ci.fields and isinstance(ci.fields.get("name"), str):
                 return ci.fields["name"]  # type: ignore[no-any-return]
-    except Exception:
-        return None
     return None
 
 
