@@ -30,14 +30,15 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import loader
 from .origin import current_origin
 
 if TYPE_CHECKING:
@@ -111,47 +112,54 @@ class AuditLog:
         self._fh: Any = None
         self._prev: str | None = None
         self._known_size = -1
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        # the hand-over to the writer: a deque append is atomic and lock-free; the writer is woken
+        # through an Event only when it sleeps (is_set() is a plain read on the caller's side)
+        self._buf: deque[Any] = deque()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._idle = threading.Condition()
-        self._pending = 0
 
     # ------------------------------------------------------------------ the caller's side
     def write(self, record: Mapping[str, Any], *, when: float | None = None,
               code: Any = None) -> None:
         """Record one outcome. ``code``: a zero-argument function returning ``code_sha256``
         (evaluated in the writer, off the hot path). Never raises in ``buffered`` mode."""
-        item = (time.time() if when is None else when, dict(record), code)
+        self._enqueue(time.time() if when is None else when, dict(record), code)
+
+    def _enqueue(self, when: float, record: dict[str, Any], code: Any) -> None:
+        item = (when, record, code)
         if self.mode == "blocking":
             self._write_batch([item], raise_errors=True)
             return
         if self._closed:
             return
-        with self._idle:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            with self._idle:
-                self._pending -= 1
+        if len(self._buf) >= self.queue_size:
             self.dropped += 1
             self._fail(f"audit queue full: record for {record.get('plugin')} {record.get('operation')} dropped")
             return
+        self._buf.append(item)
+        if not self._wake.is_set():
+            self._wake.set()
         if self._thread is None:
             self._start()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued record is written (True) or ``timeout`` passes."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+        """Wait until every record handed over so far is written (True) or ``timeout`` passes."""
+        if self.mode == "blocking" or self._thread is None:
+            return True
+        done = threading.Event()
+        self._buf.append(done)
+        self._wake.set()
+        return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
         self._closed = True
         t = self._thread
         if t is not None:
-            self._queue.put(None)
+            self._buf.append(None)
+            self._wake.set()
             t.join(timeout)
             self._thread = None
         with self._lock:
@@ -176,26 +184,33 @@ class AuditLog:
                 self._thread.start()
 
     def _run(self) -> None:
+        buf = self._buf
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < 1000:
+            if not buf:
+                self._wake.clear()
+                if not buf:  # re-checked after clear(): an append in between is not missed
+                    self._wake.wait()
+            batch: list[Any] = []
+            markers: list[threading.Event] = []
+            stop = False
+            while buf and len(batch) < 1000:
+                item = buf.popleft()
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, threading.Event):
+                    markers.append(item)
+                    break  # write what precedes the flush marker, then tell the waiter
+                batch.append(item)
+            if batch:
                 try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            try:
-                self._write_batch(batch, raise_errors=False)
-            finally:
-                with self._idle:
-                    self._pending -= len(batch)
-                    self._idle.notify_all()
+                    self._write_batch(batch, raise_errors=False)
+                except Exception:  # never let the writer die: the next batch may succeed
+                    log.exception("flx_ipy: the audit writer failed")
+            for m in markers:
+                m.set()
+            if stop:
+                return
 
     def _open(self) -> None:
         """Open (or reopen after another process rotated) and learn the chain's last hash."""
@@ -426,15 +441,14 @@ class AuditTrail:
                           policy=d.get("policy"))
         elif ev.kind == "reload_failed" and d.get("phase"):
             record["phase"] = d["phase"]
-        self.log.write(record, when=ev.time, code=self._code_of(ev.plugin))
+        self.log._enqueue(ev.time, record, self._code_of(ev.plugin))
 
     def _code_of(self, name: str | None) -> Callable[[], str | None] | None:
         """Capture the running code's bytes now; hash them in the writer thread."""
         rec = self.pm._records.get(name) if name else None
         if rec is None or not rec.files:
             return None
-        from .loader import sources
-
+        sources = loader.sources
         files = {f: data for f in sorted(rec.files) if (data := sources.get(f)) is not None}
         root = rec.package_dir or rec.root
         return lambda: code_sha256(files, root)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,7 +232,7 @@ def gate_load(pm: PluginManager, target: str, spec: str, plugin: str | None) -> 
     src = PluginSources(target, unit, plugin, "load")
     result = pm.validator.validate_sources(src)
     info = src.findings.get("signature")
-    name = plugin or _static_name(unit) or target
+    name = plugin or _name_in(src) or target
     if info is not None:
         _emit(pm, name, info, "load", result.ok)
     if not result.ok:
@@ -270,21 +271,16 @@ def gate_reload(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, byt
     return info
 
 
-def _static_name(unit: Path | None) -> str | None:
-    """The plugin's name read from its source without running it (for the error and the audit)."""
-    if unit is None:
-        return None
-    from .source import read_source
+_NAME_RE = re.compile(rb"PluginMetadata\(\s*name\s*=\s*[\"']([A-Za-z][\w.-]*)[\"']")
 
-    files = [unit / "__init__.py", *sorted(unit.glob("*.py"))] if unit.is_dir() else [unit]
-    for f in files:
-        try:
-            info = read_source(f)
-        except Exception:
-            continue
-        for ci in info.plugin_classes:
-            if ci.fields and isinstance(ci.fields.get("name"), str):
-                return ci.fields["name"]  # type: ignore[no-any-return]
+
+def _name_in(src: PluginSources) -> str | None:
+    """The plugin's name as its source spells it (for events and errors, before any import):
+    a text search in the bytes already read, not a parse."""
+    for data in src.files.values():
+        m = _NAME_RE.search(data)
+        if m:
+            return m.group(1).decode()
     return None
 
 
