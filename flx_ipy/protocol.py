@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: PluginView.signature
 
 #: Comm target the kernel registers; the panel opens comms to it.
 KERNEL_TARGET = "flx_ipy"
@@ -64,6 +64,15 @@ class ReloadView(TypedDict):
     finished_at: float | None  # epoch seconds
 
 
+class SignatureView(TypedDict):
+    """``record.signature``: ``signed`` (by ``signer``), ``unsigned``, ``invalid`` or ``modified``
+    (``files`` differ from what was signed). A row has none when no policy checks signatures."""
+
+    status: str
+    signer: str | None
+    files: list[str]
+
+
 class PluginView(TypedDict):
     name: str
     version: str
@@ -75,6 +84,7 @@ class PluginView(TypedDict):
     error: str | None  # last error one-liner (failed load, rolled-back reload, hook error)
     requires: list[str]
     capabilities: list[str]
+    signature: SignatureView | None
 
 
 class WatcherView(TypedDict):

@@ -30,6 +30,7 @@ from .protocol import (
     LifecycleName,
     PluginView,
     ReloadView,
+    SignatureView,
     StateView,
     WatcherView,
 )
@@ -90,7 +91,15 @@ def plugin_view(record: Any) -> PluginView:
         error=str(error) if error else None,
         requires=[str(r) for r in (_get(md, "requires", ()) or ())],
         capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
+        signature=signature_view(_get(record, "signature")),
     )
+
+
+def signature_view(sig: Any) -> SignatureView | None:
+    if sig is None:
+        return None
+    return SignatureView(status=str(_get(sig, "status", "unsigned")), signer=_get(sig, "signer"),
+                         files=[str(f) for f in (_get(sig, "files", ()) or ())])
 
 
 def _ms(seconds: Any) -> str:
@@ -323,7 +332,7 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[])
+                             last_reload=None, error=None, requires=[], capabilities=[], signature=None)
         else:
             row = PluginView(**row)  # type: ignore[typeddict-item]
         if details.get("version"):

@@ -358,3 +358,25 @@ def test_policy_can_change_at_runtime(package: Path, keys: dict[str, Path], mana
     with pytest.raises(ValueError, match="off, warn, require"):
         pm.signature_policy = "strict"
     assert pm.signature_policy == "require" and rec.status == "running"
+
+
+def test_both_panels_get_the_signature(package: Path, keys: dict[str, Path], managers) -> None:  # type: ignore[no-untyped-def]
+    """The row the dashboard and the side panel render (protocol 1.1 ``PluginView.signature``)."""
+    from flx_ipy.uistate import UIState
+    from flx_ipy.widgets import render
+
+    sign_plugin(package, keys["trusted"])
+    pm = managers("warn", keys["allowed"])
+    state = UIState(pm).attach()
+    try:
+        rec = pm.load(str(package), start=True)
+        row = next(r for r in state.snapshot()["plugins"] if r["name"] == rec.name)
+        assert row["signature"] == {"status": "signed", "signer": "alice@example.com", "files": []}
+        assert "signed by alice@example.com" in render.name_html(row)
+        write_plugin(package / "util.py", UTIL.replace("hello", "howdy"))
+        pm.apply_changes([package / "util.py"])
+        row = next(r for r in state.snapshot()["plugins"] if r["name"] == rec.name)
+        assert row["signature"]["status"] == "modified" and row["signature"]["files"] == ["util.py"]
+        assert "modified: util.py" in render.name_html(row)
+    finally:
+        state.detach()

@@ -6,7 +6,7 @@
  * would misread). Snapshot first, then one delta per manager event; actions get replies.
  */
 
-export const PROTOCOL_VERSION = '1.0';
+export const PROTOCOL_VERSION = '1.1'; // 1.1: IPluginView.signature
 
 /** Comm target the kernel registers; the panel opens comms to it. */
 export const KERNEL_TARGET = 'flx_ipy';
@@ -43,6 +43,13 @@ export interface IReloadView {
   finished_at: number | null; // epoch seconds
 }
 
+/** `record.signature`: signed (by signer), unsigned, invalid or modified (files differ). */
+export interface ISignatureView {
+  status: string;
+  signer: string | null;
+  files: string[];
+}
+
 export interface IPluginView {
   name: string;
   version: string;
@@ -54,6 +61,7 @@ export interface IPluginView {
   error: string | null;
   requires: string[];
   capabilities: string[];
+  signature?: ISignatureView | null; // absent from a 1.0 kernel; null when no policy checks
 }
 
 export interface IWatcherView {
