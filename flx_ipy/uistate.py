@@ -38,7 +38,7 @@ from .protocol import (
 Listener = Callable[[Any], None]  # receives SnapshotMsg then DeltaMsg, ...
 
 #: Events that change no row and no watcher: they only enter the log.
-_LOG_ONLY = frozenset({"discovered", "dependency_reloaded"})
+_LOG_ONLY = frozenset({"discovered", "dependency_reloaded", "operation_failed", "audit_failed"})
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -144,6 +144,17 @@ def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
         return f"watching {len(paths)} path{'s' if len(paths) != 1 else ''}"
     if kind == "watch_stopped":
         return "stopped watching"
+    if kind == "signature_checked":
+        status = details.get("status", "?")
+        files = details.get("files") or []
+        by = f" by {details['signer']}" if details.get("signer") and status == "signed" else ""
+        what = f" ({', '.join(files)})" if files else ""
+        verdict = "" if details.get("accepted", True) else " — refused"
+        return f"{who}: signature {status}{by}{what}{verdict}"
+    if kind == "operation_failed":
+        return f"{who}: {details.get('operation', 'operation')} refused" + (f": {err}" if err else "")
+    if kind == "audit_failed":
+        return f"audit log not written: {err}"
     return f"{who} {kind}"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.testing.globalipapp import start_ipython
 
 from flx_ipy import PluginManager
@@ -21,7 +22,8 @@ from flx_ipy.testing import plugin_source, write_plugin
 
 @pytest.fixture(scope="module")
 def shell() -> Any:
-    return start_ipython()
+    # one global test shell per process: another test module may have started it already
+    return start_ipython() or TerminalInteractiveShell.instance()
 
 
 @pytest.fixture

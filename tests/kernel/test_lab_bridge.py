@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from iopub import IOPub, running_kernel
 
+from flx_ipy.protocol import PROTOCOL_VERSION
 from flx_ipy.testing import plugin_source, write_plugin
 
 pytestmark = pytest.mark.kernel
@@ -100,7 +101,7 @@ def test_announces_itself_to_open_panels(kernel: Panel, plugin_file: Path) -> No
     opened = kernel.wait(lambda m: m["msg_type"] == "comm_open"
                          and m["content"]["target_name"] == "flx_ipy.panel")
     assert opened["content"]["data"]["kind"] == "announce"
-    assert opened["content"]["data"]["protocol"] == "1.0"
+    assert opened["content"]["data"]["protocol"] == PROTOCOL_VERSION
     comm_id = opened["content"]["comm_id"]
     kernel.wait(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm_id)
 
@@ -186,7 +187,7 @@ def test_major_version_mismatch_is_refused_with_both_versions(kernel: Panel, plu
     err = kernel.comm_msg(comm, "error")
     assert err["code"] == "version_mismatch"
     assert "2.0" in err["message"]
-    assert "1.0" in err["message"]
+    assert PROTOCOL_VERSION in err["message"]
     assert "pip install" in err["message"]
     kernel.wait(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm)
 
