@@ -28,6 +28,7 @@ from .errors import (
 )
 from .hooks import HookCall, Steps
 from .record import PluginRecord
+from .trust import gate_load
 from .types import Health, HealthStatus, LifecycleState, PluginState
 
 if TYPE_CHECKING:
@@ -190,8 +191,7 @@ def load_steps(pm: PluginManager, target: str, config: Any) -> Steps[PluginRecor
                               hint="fix the plugin's file, then load it again")
     before = set(sys.modules)
     try:
-        from .trust import gate_load  # signatures: checked on the bytes that will run, before they do
-
+        # signatures: checked on the bytes that will run, before they do (core/trust.py)
         signature = gate_load(pm, target, resolved or target, cand.name if cand is not None else None)
         code = loader.load(target, resolved)
         cls = code.cls

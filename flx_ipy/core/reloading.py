@@ -33,6 +33,7 @@ from .lifecycle import (
 from .loader import digest, source_hashes
 from .record import PluginRecord
 from .reload import CodeSwap, ReloadResult, module_file, read_source
+from .trust import gate_reload
 from .types import LifecycleState, PluginState
 
 if TYPE_CHECKING:
@@ -163,8 +164,6 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         swap.prepare()
     except Exception as e:  # syntax error, unreadable file: nothing has changed yet
         return finish(_failed(pm, rec, result, "compile", e, new_sources, rolled_back=True))
-    from .trust import gate_reload
-
     try:  # signatures, on exactly the bytes the swap will execute, before it does
         signature = gate_reload(pm, rec, new_sources)
     except Exception as e:
@@ -389,8 +388,6 @@ def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, b
     swap = CodeSwap(mods, new_sources)
     try:
         swap.prepare()
-        from .trust import gate_reload
-
         signature = gate_reload(pm, rec, new_sources)
         swap.apply()
         new_cls = getattr(rec.module, rec.cls.__name__) if rec.cls is not None else None

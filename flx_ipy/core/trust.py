@@ -250,11 +250,13 @@ def gate_load(pm: PluginManager, target: str, spec: str, plugin: str | None) -> 
 
 def gate_reload(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, bytes]) -> SignatureInfo | None:
     """Before a reload executes new code: the same checks on the bytes the swap will run."""
-    unit = unit_for_record(rec)
     if not pm.validator.source_checks:
-        if unit is not None and loader.pinned:
-            loader.unpin(unit)
+        if loader.pinned:
+            stale = unit_for_record(rec)
+            if stale is not None:
+                loader.unpin(stale)
         return None
+    unit = unit_for_record(rec)
     src = PluginSources(rec.target, unit, rec.name, "reload", given=new_sources)
     result = pm.validator.validate_sources(src)
     info = src.findings.get("signature")
