@@ -380,3 +380,19 @@ def test_both_panels_get_the_signature(package: Path, keys: dict[str, Path], man
         assert "modified: util.py" in render.name_html(row)
     finally:
         state.detach()
+
+
+def test_a_rolled_back_reload_leaves_the_running_versions_bytes_pinned(package: Path, keys: dict[str, Path],  # type: ignore[no-untyped-def]
+                                                                       managers) -> None:
+    """A module imported only later must run the version that is running, not the one that failed."""
+    write_plugin(package / "lazy.py", "VALUE = 1\n")
+    sign_plugin(package, keys["trusted"])
+    pm = managers("warn", keys["allowed"])
+    rec = pm.load(str(package), start=True)
+    write_plugin(package / "lazy.py", "VALUE = 2\n")
+    write_plugin(package / "__init__.py", INIT.format(cls="Greeter", name=rec.name).replace(
+        "self.count = getattr(self, \"count\", 0)", "raise RuntimeError('broken start')"))
+    (result,) = pm.apply_changes([package / "__init__.py"])
+    assert not result.ok and result.rolled_back and result.phase == "start"
+    assert rec.signature.status == "signed"  # the running version is still the signed one
+    assert importlib.import_module(f"{package.name}.lazy").VALUE == 1

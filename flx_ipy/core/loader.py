@@ -68,6 +68,12 @@ def pin(unit: str | os.PathLike[str], files: dict[str, bytes], *, strict: bool) 
         _strict_units.add(u)
 
 
+def pins_of(unit: str | os.PathLike[str]) -> tuple[dict[str, bytes], bool]:
+    """What ``unit`` has pinned now (to put back with ``pin`` when a reload rolls back)."""
+    u = _real(os.fspath(unit))
+    return {k: pinned[k] for k in _pins_by_unit.get(u, ()) if k in pinned}, u in _strict_units
+
+
 def unpin(unit: str | os.PathLike[str] | None = None) -> None:
     """Forget the pins of ``unit`` (all pins when None): imports read the disk again."""
     if unit is None:

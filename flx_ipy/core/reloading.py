@@ -33,7 +33,7 @@ from .lifecycle import (
 from .loader import digest, source_hashes
 from .record import PluginRecord
 from .reload import CodeSwap, ReloadResult, module_file, read_source
-from .trust import gate_reload
+from .trust import gate_reload, undo_reload_pins
 from .types import LifecycleState, PluginState
 
 if TYPE_CHECKING:
@@ -255,6 +255,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         guard.revert(*snap)  # what the reload's hooks wrote; other threads' writes stay
         guard.remove()
         if not isinstance(exc, _Abort):  # Ctrl-C in a hook, or a bug: old code back, then re-raise
+            undo_reload_pins(pm, rec)
             rec.status = S.STOPPED if stopped and was_running else prev_status
             raise
         abort = exc
@@ -278,6 +279,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     rec.metadata = new_cls.metadata
     if signature is not None:
         rec.signature = signature
+    pm.trust.undo.pop(name, None)
     rec.status = prev_status
     rec.error = None
     rec.error_detail = None
@@ -305,6 +307,7 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
 def _failed(pm: PluginManager, rec: PluginRecord, result: ReloadResult, phase: str, error: BaseException,
             new_sources: dict[str, bytes], *, rolled_back: bool) -> ReloadResult:
     detail, where = plugin_traceback(error, rec.files)
+    undo_reload_pins(pm, rec)  # the failed version's verified bytes are not what runs
     result.ok = False
     result.rolled_back = rolled_back
     result.phase = phase
@@ -396,6 +399,7 @@ def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, b
         pm.validator.validate(new_cls).raise_if_problems(rec.name)
         if signature is not None:
             rec.signature = signature
+        pm.trust.undo.pop(rec.name, None)
         if new_cls is not rec.cls and rec.instance is not None:
             rec.instance = _fresh_instance(new_cls, rec.instance)
         rec.cls, rec.metadata = new_cls, new_cls.metadata

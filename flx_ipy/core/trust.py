@@ -122,6 +122,8 @@ class Trust:
         self.allowed_signers = allowed_signers
         self._allowed_cache: tuple[str, float, Any] | None = None
         self.validator: Any = None
+        #: plugin -> (unit, its pins before the reload in progress), for ``undo_reload_pins``
+        self.undo: dict[str, tuple[Path, tuple[dict[str, bytes], bool]]] = {}
         self.policy = policy
 
     # ------------------------------------------------------------------ settings
@@ -263,14 +265,28 @@ def gate_reload(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, byt
     if info is not None:
         _emit(pm, rec.name, info, "reload", result.ok)
     if not result.ok:
+        why = "; ".join(p.message for p in result.problems)
+        if info is None or info.ok:  # another source check refused it (the blocking audit log)
+            raise FlxError(f"{rec.name}: reload refused before any new code ran: {why}")
         where = unit or rec.source
-        files = f" ({', '.join(info.files)})" if info is not None and info.files else ""
-        raise FlxError(f"{rec.name} is no longer signed{files}: "
-                       + "; ".join(p.message for p in result.problems)
-                       + f" — re-sign with `flx-ipy sign {where}`, then `%plugin reload {rec.name}`")
+        files = f" ({', '.join(info.files)})" if info.files else ""
+        raise FlxError(f"{rec.name} is no longer signed{files}: {why}"
+                       f" — re-sign with `flx-ipy sign {where}`, then `%plugin reload {rec.name}`")
     if unit is not None:
+        pm.trust.undo[rec.name] = (unit, loader.pins_of(unit))
         loader.pin(unit, src.files, strict=pm.trust.policy == "require")
     return info
+
+
+def undo_reload_pins(pm: PluginManager, rec: PluginRecord) -> None:
+    """A reload that was rolled back: the bytes pinned for it go, the previous ones come back,
+    so a module imported later runs the version that is running, not the one that failed."""
+    saved = pm.trust.undo.pop(rec.name, None)
+    if saved is not None:
+        unit, (files, strict) = saved
+        loader.unpin(unit)
+        if files:
+            loader.pin(unit, files, strict=strict)
 
 
 _NAME_RE = re.compile(rb"PluginMetadata\(\s*name\s*=\s*[\"']([A-Za-z][\w.-]*)[\"']")
