@@ -103,11 +103,16 @@ class PluginMagics(Magics):
         self.pm.signature_policy = self.signature_policy
         path = self.audit_path()
         current = self.pm.audit
+        # a log the manager was given in Python (PluginManager(audit_log=...)) is kept unless a
+        # setting names another; one these settings chose follows them
+        ours = current is not None and str(current.path) == getattr(self, "_audit_applied", None)
         if path is None:
             if current is not None:
                 self.pm.set_audit_log(None)
-        elif current is None or str(current.path) != path or current.log.mode != self.audit_mode:
+        elif current is None or ((ours or self.audit_log) and (
+                str(current.path) != path or current.log.mode != self.audit_mode)):
             self.pm.set_audit_log(path, mode=self.audit_mode)
+        self._audit_applied = str(self.pm.audit.path) if self.pm.audit is not None else None
 
     def audit_path(self) -> str | None:
         """Where this kernel's audit log goes (None: off)."""

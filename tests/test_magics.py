@@ -39,7 +39,9 @@ async def start(self):
 
 @pytest.fixture(scope="module")
 def shell() -> Any:
-    return start_ipython()
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    return start_ipython() or TerminalInteractiveShell.instance()  # started once per process
 
 
 @pytest.fixture

@@ -92,3 +92,19 @@ def test_signature_settings_reach_the_manager_and_list_shows_the_status(ip: Any,
     write_plugin(path, plugin_source("mt_signed", body="X = 1"))
     ip.run_line_magic("plugin", "reload mt_signed")
     assert "modified: mt_signed.py" in repr(ip.run_line_magic("plugin", "list"))
+
+
+def test_a_log_given_in_python_is_kept(shell: Any, tmp_path: Path) -> None:
+    pm = PluginManager(entry_points=False, audit_log=tmp_path / "mine.jsonl")
+    _set_default(pm)
+    try:
+        shell.run_line_magic("load_ext", "flx_ipy")
+        assert str(pm.audit.path) == str(tmp_path / "mine.jsonl")  # the default did not replace it
+        shell.run_line_magic("config", f"PluginMagics.audit_log = {str(tmp_path / 'named.jsonl')!r}")
+        assert str(pm.audit.path) == str(tmp_path / "named.jsonl")  # a setting that names one does
+    finally:
+        shell.run_line_magic("unload_ext", "flx_ipy")
+        if "PluginMagics" in shell.config:
+            del shell.config["PluginMagics"]
+        pm.close()
+        _set_default(None)
