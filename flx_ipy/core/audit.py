@@ -465,17 +465,33 @@ def _chain_files(path: Path) -> list[Path]:
     return [*reversed(olders), path] if path.exists() else list(reversed(olders))
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    out = []
-    with open(Path(path).expanduser(), "rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\n")
-            if line:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    out.append({"operation": "?", "error": "unreadable line", "outcome": "?"})
-    return out
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        rec = None
+    return rec if isinstance(rec, dict) else {"operation": "?", "error": "unreadable line", "outcome": "?"}
+
+
+def read_records(path: str | Path, last: int | None = None) -> list[dict[str, Any]]:
+    """The records of one file, oldest first; ``last``: only the last N, read from the end
+    (``%plugin audit`` on a 10 MB log reads a few KB)."""
+    p = Path(path).expanduser()
+    if last is None:
+        with open(p, "rb") as fh:
+            return [_parse(line.rstrip(b"\n")) for line in fh if line.strip()]
+    with open(p, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        pos, buf = fh.tell(), b""
+        while pos > 0 and buf.count(b"\n") <= last:
+            step = min(65536, pos)
+            pos -= step
+            fh.seek(pos)
+            buf = fh.read(step) + buf
+    lines = [line for line in buf.split(b"\n") if line.strip()]
+    if pos > 0:
+        lines = lines[1:]  # the first piece may be the tail of a longer line
+    return [_parse(line) for line in lines[-last:]] if last > 0 else []
 
 
 def tail(path: str | Path, n: int = 20) -> list[dict[str, Any]]:
@@ -486,7 +502,7 @@ def tail(path: str | Path, n: int = 20) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no audit log at {p}")
     out: list[dict[str, Any]] = []
     for f in reversed(files):
-        out = read_records(f) + out
+        out = read_records(f, n - len(out)) + out
         if len(out) >= n:
             break
     return out[-n:] if n > 0 else []
