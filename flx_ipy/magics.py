@@ -38,11 +38,12 @@ log = logging.getLogger("flx_ipy")
 __all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
-               "health", "state", "get", "panel", "log", "error", "validate", "sync", "audit", "help")
+               "health", "state", "get", "panel", "log", "error", "validate", "sync", "audit", "verify",
+               "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
-_PATH_ARG = frozenset({"discover", "validate"})
+_PATH_ARG = frozenset({"discover", "validate"})  # verify takes a name or a path: both complete
 
 _current: PluginMagics | None = None
 
@@ -178,6 +179,7 @@ class PluginMagics(Magics):
           %plugin validate PATH           check a plugin file or folder without importing it
           %plugin sync                    apply saves made just before this cell, now
           %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
+          %plugin verify NAME|PATH        its signature, against allowed_signers (as `flx-ipy verify`)
 
         Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size,
         signature_policy, allowed_signers, audit_log, audit_mode).
@@ -442,6 +444,24 @@ class PluginMagics(Magics):
         except FileNotFoundError:
             records = []
         return display.audit_table(records)
+
+    def _cmd_verify(self, args: Any) -> display.Text:
+        if len(args.args) != 1:
+            raise UsageError("%plugin verify needs one loaded plugin NAME or a PATH (file or package folder)")
+        if not self.pm.allowed_signers:
+            raise UsageError("%plugin verify: no allowed_signers file is set "
+                             "(`%config PluginMagics.allowed_signers = 'PATH'`)")
+        from .core.trust import check_path, unit_for_record
+
+        item = args.args[0]
+        rec = self.pm.plugins.get(item)
+        unit = unit_for_record(rec) if rec is not None else os.path.abspath(os.path.expanduser(item))
+        if unit is None or not os.path.exists(unit):
+            raise UsageError(f"%plugin verify: {item!r} is neither a loaded plugin with source files nor an "
+                             "existing path")
+        info = check_path(unit, self.pm.allowed_signers)
+        lines = [f"{info.unit}: {info.summary()}", *(f"  {kind}: {rel}" for rel, kind in info.changes.items())]
+        return display.Text("\n".join(lines))
 
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):

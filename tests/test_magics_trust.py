@@ -108,3 +108,23 @@ def test_a_log_given_in_python_is_kept(shell: Any, tmp_path: Path) -> None:
             del shell.config["PluginMagics"]
         pm.close()
         _set_default(None)
+
+
+def test_plugin_verify_is_flx_ipy_verify(ip: Any, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    from flx_ipy.core.sshsig import generate_key
+    from flx_ipy.core.trust import sign_plugin
+
+    with pytest.raises(UsageError, match="no allowed_signers"):
+        ip.run_line_magic("plugin", "verify x")
+    key, pub = generate_key(tmp_path / "k", "gus@example.com")
+    allowed = tmp_path / "allowed"
+    allowed.write_text('gus@example.com namespaces="flx-ipy" ' + " ".join(pub.read_text().split()[:2]) + "\n")
+    ip.run_line_magic("config", f"PluginMagics.allowed_signers = {str(allowed)!r}")
+    path = write_plugin(tmp_path / "mt_verify.py", plugin_source("mt_verify"))
+    assert "unsigned" in repr(ip.run_line_magic("plugin", f"verify {path}"))
+    sign_plugin(path, key)
+    ip.run_line_magic("plugin", f"load {path}")
+    assert "signed by gus@example.com" in repr(ip.run_line_magic("plugin", "verify mt_verify"))
+    write_plugin(path, plugin_source("mt_verify", body="X = 1"))
+    assert "changed: mt_verify.py" in repr(ip.run_line_magic("plugin", "verify mt_verify"))
