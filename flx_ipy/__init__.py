@@ -33,6 +33,7 @@ from .core.errors import (
     PluginValidationError,
     ReloadError,
 )
+from .core.manager import set_rich_display
 
 __all__ = [
     "DependencyError",
@@ -72,6 +73,16 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .extension import unload_ipython_extension as _unload
 
     _unload(ipython)
+
+
+def _dashboard_mimebundle(pm: PluginManager, include: Any, exclude: Any) -> dict[str, Any]:
+    """``display(pm)``: the widgets layer renders it; imported on first display, not at import."""
+    from .widgets import mimebundle
+
+    return mimebundle(pm, include, exclude)
+
+
+set_rich_display(_dashboard_mimebundle)
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

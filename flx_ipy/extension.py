@@ -5,7 +5,7 @@ Loading wires one manager (``flx_ipy.get_manager()``: one per kernel) to the she
 * the ``%plugin`` magics and their traitlets settings (registered as a configurable, so
   ``ipython_config.py`` and ``%config PluginMagics`` work),
 * the reload scheduler's ``pre_execute`` / ``post_execute`` / ``pre_run_cell`` callbacks
-  (``flx_ipy.kernel``: watched saves are applied between cells, never in one),
+  (``flx_ipy.scheduler``: watched saves are applied between cells, never in one),
 * the input transformer that awaits a top-level ``%plugin start x`` on the kernel's loop,
 * ``%plugin <TAB>`` completion,
 * in a kernel: the in-place status line and the JupyterLab side panel's comm target
@@ -23,7 +23,7 @@ from typing import Any
 
 from .core.manager import get_manager
 from .display import StatusLine
-from .kernel import ReloadScheduler
+from .scheduler import ReloadScheduler
 
 log = logging.getLogger("flx_ipy")
 

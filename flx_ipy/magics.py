@@ -30,8 +30,8 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
-from .core.hooks import adrive, drive
 from .core.origin import origin_scope
+from .core.steps import adrive, drive
 
 log = logging.getLogger("flx_ipy")
 
@@ -384,8 +384,8 @@ class PluginMagics(Magics):
         try:
             from .widgets import dashboard  # built separately; optional until it lands
         except ImportError:
-            dashboard = None
-        if dashboard is not None:
+            pass
+        else:
             return dashboard(self.pm)
         from IPython.display import display as show
 
@@ -498,7 +498,9 @@ async def arun(line: str) -> Any:
     if _current is None:
         raise UsageError("flx_ipy is not loaded: run `%load_ext flx_ipy`")
     # as run_line_magic does: `%plugin load {path}` and `$name` expand in the cell's namespace
-    line = _current.shell.var_expand(line, depth=1)
+    shell = _current.shell
+    if shell is not None:
+        line = shell.var_expand(line, depth=1)
     return await _current.aplugin(line)
 
 

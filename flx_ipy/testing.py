@@ -127,6 +127,8 @@ def save_seen(pm: Any, path: str | os.PathLike[str], source: str | bytes, timeou
     but nbclient starts the next cell within milliseconds, and in a kernel a reload is never
     applied in the middle of a cell. Waiting here (the watcher has *seen* the save) makes the
     reload land right after this cell, before the next one — as it would for a person.
+    A save that is not news (the content already runs, or already failed) is never handed
+    over, so waiting for one raises ``TimeoutError``.
     """
     watcher = pm.watcher
     if watcher is None:

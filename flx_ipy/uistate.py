@@ -345,7 +345,7 @@ class UIState:
                              source=str(details.get("source") or ""), state="loaded", health=None,
                              last_reload=None, error=None, requires=[], capabilities=[], signature=None)
         else:
-            row = PluginView(**row)  # type: ignore[typeddict-item]
+            row = PluginView(**row)
         if details.get("version"):
             row["version"] = str(details["version"])
         states: dict[str, LifecycleName] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flx_ipy import PluginLoadError, PluginManager
-from flx_ipy.core import loader
+from flx_ipy.core import files, loader
 from flx_ipy.core.audit import AuditLog, code_sha256, tail, verify_chain
 from flx_ipy.core.origin import current_origin, origin_scope
 from flx_ipy.testing import ScriptedChanges, plugin_source, wait_for, write_plugin
@@ -81,7 +81,7 @@ def test_failures_rollbacks_and_refusals_are_recorded(audited: PluginManager, tm
     assert ("start", "aud_bad", "failed") in got
     rolled = next(r for r in recs if r["outcome"] == "rolled_back")
     assert "boom" in rolled["error"] and rolled["phase"] == "start"
-    assert rolled["code_sha256"] == code_sha256({str(path): loader.sources[loader.os.path.normcase(str(path))]})
+    assert rolled["code_sha256"] == code_sha256({str(path): files.sources[files.norm(path)]})
     assert len([g for g in got if g == ("start", "aud_bad", "failed")]) == 1  # one record, not two
 
 

@@ -32,7 +32,7 @@ def kinds(pm: PluginManager, plugin: str | None = None) -> list[str]:
 
 def test_core_never_imports_ipython_widgets_or_comm() -> None:
     code = ("import sys, flx_ipy, flx_ipy.core, flx_ipy.testing; "
-            "from flx_ipy.core import watcher, reloading, discovery, validators; "
+            "from flx_ipy.core import watcher, transaction, discovery, validators; "
             "bad = [m for m in ('IPython', 'ipywidgets', 'comm', 'ipykernel') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

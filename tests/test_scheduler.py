@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.events import EventManager, available_events
 
-from flx_ipy.kernel import ReloadScheduler
+from flx_ipy.scheduler import ReloadScheduler
 from flx_ipy.testing import wait_for
 
 

@@ -22,6 +22,7 @@ import pytest
 from flx_ipy.testing import plugin_source, wait_for, write_plugin
 
 pexpect = pytest.importorskip("pexpect")
+pytestmark = pytest.mark.terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYTHON = [sys.executable, "-m", "IPython"]

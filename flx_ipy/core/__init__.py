@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .context import PluginContext
 from .manager import PluginManager, PluginRecord, get_manager
-from .reload import ReloadResult
 from .types import (
     Event,
     Health,
@@ -13,6 +12,7 @@ from .types import (
     Plugin,
     PluginMetadata,
     PluginState,
+    ReloadResult,
     Requirement,
 )
 

@@ -25,7 +25,6 @@ take an advisory lock and re-read the last line when another writer appended.
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import hashlib
 import json
 import logging
@@ -34,21 +33,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from . import loader
-from .origin import current_origin
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
-    from .types import Event
-    from .validators import PluginSources, Problem
+from . import files
+from .auditfile import ChainReport, read_records, tail, verify_chain
+from .errors import FlxError
+from .origin import current_origin, os_user
+from .types import Event
+from .validators import PluginSources, Problem
 
 log = logging.getLogger("flx_ipy")
 
-__all__ = ["AUDITED", "AuditLog", "AuditTrail", "ChainReport", "code_sha256", "read_records", "tail",
+__all__ = ["AUDITED", "AuditLog", "AuditTrail", "Audited", "ChainReport", "code_sha256", "read_records", "tail",
            "verify_chain"]
 
 MODES = ("buffered", "blocking")
@@ -58,13 +55,6 @@ _FIELDS = ("time", "operation", "plugin", "outcome", "actor", "origin", "error",
 def rfc3339(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="microseconds").replace(
         "+00:00", "Z")
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment (containers without passwd entries)
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 def _last_line(path: Path) -> bytes | None:
@@ -101,7 +91,7 @@ class AuditLog:
         self.mode = mode
         self.max_bytes = max_bytes
         self.backups = backups
-        self.actor = actor or _actor()
+        self.actor = actor or os_user()
         self.fsync = fsync
         self.on_error = on_error
         self.errors = 0
@@ -125,9 +115,10 @@ class AuditLog:
               code: Any = None) -> None:
         """Record one outcome. ``code``: a zero-argument function returning ``code_sha256``
         (evaluated in the writer, off the hot path). Never raises in ``buffered`` mode."""
-        self._enqueue(time.time() if when is None else when, dict(record), code)
+        self.enqueue(time.time() if when is None else when, dict(record), code)
 
-    def _enqueue(self, when: float, record: dict[str, Any], code: Any) -> None:
+    def enqueue(self, when: float, record: dict[str, Any], code: Any) -> None:
+        """``write`` without copying ``record`` (the audit trail builds a fresh one each time)."""
         item = (when, record, code)
         if self.mode == "blocking":
             self._write_batch([item], raise_errors=True)
@@ -313,8 +304,6 @@ class AuditLog:
                 msg = f"cannot write the audit log {self.path}: {getattr(e, 'strerror', None) or e}"
                 self._fail(msg)
                 if raise_errors:
-                    from .errors import FlxError
-
                     raise FlxError(msg) from None
 
     def _fail(self, message: str) -> None:
@@ -377,10 +366,21 @@ def code_sha256(files: Mapping[str, bytes], root: str | None = None) -> str | No
     return hashlib.sha256(("\n".join(sorted(lines)) + "\n").encode()).hexdigest()
 
 
+class Audited(Protocol):
+    """What the audit trail needs from the manager it records (``PluginManager`` is one)."""
+
+    registry: Any  # name -> PluginRecord
+    validator: Any  # the validation pipeline (blocking mode adds a source check)
+
+    def subscribe(self, callback: Callable[[Event], Any], *, replay: bool = False) -> Callable[[], None]: ...
+
+    def emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None: ...
+
+
 class AuditTrail:
     """Subscribes an ``AuditLog`` to a manager's events: one record per operation outcome."""
 
-    def __init__(self, pm: PluginManager, audit_log: AuditLog) -> None:
+    def __init__(self, pm: Audited, audit_log: AuditLog) -> None:
         self.pm = pm
         self.log = audit_log
         audit_log.on_error = self._on_error
@@ -407,12 +407,10 @@ class AuditTrail:
         why = self.log.writable()
         if why is None:
             return []
-        from .validators import Problem
-
         return [Problem("audit", why, "make the audit log writable, or use audit_mode='buffered'")]
 
     def _on_error(self, message: str) -> None:
-        self.pm._emit("audit_failed", None, error=message, path=str(self.log.path))
+        self.pm.emit("audit_failed", None, error=message, path=str(self.log.path))
 
     def _on_event(self, ev: Event) -> None:
         rule = AUDITED.get(ev.kind)
@@ -441,128 +439,14 @@ class AuditTrail:
                           policy=d.get("policy"))
         elif ev.kind == "reload_failed" and d.get("phase"):
             record["phase"] = d["phase"]
-        self.log._enqueue(ev.time, record, self._code_of(ev.plugin))
+        self.log.enqueue(ev.time, record, self._code_of(ev.plugin))
 
     def _code_of(self, name: str | None) -> Callable[[], str | None] | None:
         """Capture the running code's bytes now; hash them in the writer thread."""
-        rec = self.pm._records.get(name) if name else None
+        rec = self.pm.registry.get(name) if name else None
         if rec is None or not rec.files:
             return None
-        sources = loader.sources
-        files = {f: data for f in sorted(rec.files) if (data := sources.get(f)) is not None}
+        sources = files.sources
+        code = {f: data for f in sorted(rec.files) if (data := sources.get(f)) is not None}
         root = rec.package_dir or rec.root
-        return lambda: code_sha256(files, root)
-
-
-# ---------------------------------------------------------------------- reading and checking
-def _chain_files(path: Path) -> list[Path]:
-    """``path`` with its rotated predecessors, oldest first (``.5 .4 ... .1``, then ``path``)."""
-    olders = []
-    n = 1
-    while path.with_name(f"{path.name}.{n}").exists():
-        olders.append(path.with_name(f"{path.name}.{n}"))
-        n += 1
-    return [*reversed(olders), path] if path.exists() else list(reversed(olders))
-
-
-def _parse(line: bytes) -> dict[str, Any]:
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        rec = None
-    return rec if isinstance(rec, dict) else {"operation": "?", "error": "unreadable line", "outcome": "?"}
-
-
-def read_records(path: str | Path, last: int | None = None) -> list[dict[str, Any]]:
-    """The records of one file, oldest first; ``last``: only the last N, read from the end
-    (``%plugin audit`` on a 10 MB log reads a few KB)."""
-    p = Path(path).expanduser()
-    if last is None:
-        with open(p, "rb") as fh:
-            return [_parse(line.rstrip(b"\n")) for line in fh if line.strip()]
-    with open(p, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        pos, buf = fh.tell(), b""
-        while pos > 0 and buf.count(b"\n") <= last:
-            step = min(65536, pos)
-            pos -= step
-            fh.seek(pos)
-            buf = fh.read(step) + buf
-    lines = [line for line in buf.split(b"\n") if line.strip()]
-    if pos > 0:
-        lines = lines[1:]  # the first piece may be the tail of a longer line
-    return [_parse(line) for line in lines[-last:]] if last > 0 else []
-
-
-def tail(path: str | Path, n: int = 20) -> list[dict[str, Any]]:
-    """The last ``n`` records (reading rotated files too when the current one has fewer)."""
-    p = Path(path).expanduser()
-    files = _chain_files(p)
-    if not files:
-        raise FileNotFoundError(f"no audit log at {p}")
-    out: list[dict[str, Any]] = []
-    for f in reversed(files):
-        out = read_records(f, n - len(out)) + out
-        if len(out) >= n:
-            break
-    return out[-n:] if n > 0 else []
-
-
-@dataclass
-class ChainReport:
-    """``ok``, how many ``records`` were checked, and where the chain first breaks."""
-
-    ok: bool
-    records: int
-    files: list[str]
-    broken_file: str | None = None
-    broken_line: int | None = None
-    reason: str = ""
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"ok: {self.records} records, hash chain intact ({', '.join(self.files)})"
-        return f"{self.broken_file}:{self.broken_line}: hash chain broken: {self.reason}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "records": self.records, "files": self.files, "broken_file": self.broken_file,
-                "broken_line": self.broken_line, "reason": self.reason}
-
-
-def verify_chain(path: str | Path, *, follow_rotation: bool = True) -> ChainReport:
-    """Check every line's ``prev`` against the previous line, across rotated files.
-
-    The first line of the oldest file kept may point at a file rotated away (``prev`` not
-    null): that is accepted, and said in ``reason``."""
-    p = Path(path).expanduser()
-    files = _chain_files(p) if follow_rotation else ([p] if p.exists() else [])
-    if not files:
-        raise FileNotFoundError(f"no audit log at {p}")
-    prev_hash: str | None = None
-    count = 0
-    first = True
-    note = ""
-    for f in files:
-        with open(f, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                line = raw.rstrip(b"\n")
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                    claimed = rec["prev"]
-                except (ValueError, KeyError, TypeError):
-                    return ChainReport(False, count, [str(x) for x in files], str(f), lineno,
-                                       "not a JSON audit record with a `prev` field")
-                if first:
-                    if claimed is not None:
-                        note = "the oldest kept record chains to a file no longer present"
-                    first = False
-                elif claimed != prev_hash:
-                    what = ("the line before it was edited, or lines were deleted or inserted here"
-                            if claimed is not None else "`prev` is null in the middle of the log")
-                    return ChainReport(False, count, [str(x) for x in files], str(f), lineno,
-                                       f"`prev` does not match the sha256 of the previous record ({what})")
-                prev_hash = hashlib.sha256(line).hexdigest()
-                count += 1
-    return ChainReport(True, count, [str(x) for x in files], reason=note)
+        return lambda: code_sha256(code, root)

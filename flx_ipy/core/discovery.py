@@ -39,6 +39,7 @@ from typing import Any, Literal
 import packaging.specifiers
 import packaging.version  # noqa: F401
 
+from . import loader
 from .entrypoints import ENTRY_POINT_RE as _EP_RE
 from .entrypoints import EntryPoint as _EntryPoint
 from .entrypoints import entry_points as _entry_points
@@ -283,7 +284,6 @@ def _metadata_by_import(entry: Path, cls: str, target: str, path: Path | None, w
     """The last resort, for metadata only running the code can tell (``version=get_version()``):
     import the module exactly as ``load`` would — so a later load reuses that import — and read
     the class's metadata. Statically readable plugins are never imported to be listed."""
-    from . import loader
 
     try:
         module, _ = loader.import_path(entry)

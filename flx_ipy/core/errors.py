@@ -11,14 +11,23 @@ running, and what to type next — the magics print ``str(err)`` as their one li
      │    ├── PluginValidationError  (+ ValueError)  .problems: every problem found
      │    ├── PluginLoadError        (+ ImportError) the plugin's code could not be imported
      │    ├── HookError                              a plugin hook raised or timed out
-     │    └── ReloadError                            a reload failed and was rolled back
-     └── DiscoveryError                              a source could not be scanned
+     │    └── ReloadError                            a reload failed (``ReloadResult.raise_for_error``)
+
+A reload never raises for a broken plugin: it returns a ``ReloadResult`` (the old version keeps
+running); a caller that wants an exception asks for one with ``result.raise_for_error()``.
+Discovery never raises for one broken plugin either: it lists the error beside the others.
+
+``one_line`` and ``plugin_traceback`` are how every layer shows an error: one line for the
+magics and panels, and only the plugin's own frames when the author asks for more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from .files import norm
 
 
 class FlxError(Exception):
@@ -77,12 +86,34 @@ class HookError(PluginError):
 
 
 class ReloadError(PluginError):
-    """A reload failed; the previous version was restored and keeps running."""
+    """A reload failed (raised by ``ReloadResult.raise_for_error``); ``result`` is the outcome:
+    ``result.rolled_back`` tells whether the previous version keeps running."""
+
+    def __init__(self, message: str, plugin: str | None = None, *, result: Any = None, hint: str = "") -> None:
+        self.result = result
+        super().__init__(message, plugin, hint=hint)
 
 
-class DiscoveryError(FlxError):
-    """A discovery source (entry point, folder) could not be read."""
+def one_line(exc: BaseException) -> str:
+    """``exc`` as the one line a user reads: our own errors as written, anything else as
+    ``Type: first line`` (a plugin's multi-line message would break a table row)."""
+    if isinstance(exc, FlxError):
+        return str(exc)
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 
-    def __init__(self, message: str, source: str = "") -> None:
-        self.source = source
-        super().__init__(message)
+
+def plugin_traceback(exc: BaseException, files: Iterable[str]) -> tuple[str, str | None]:
+    """The plugin's own frames of ``exc`` (never flx_ipy's), and the innermost ``file:line``:
+    a plugin author debugs their code, not the manager's."""
+    wanted = {norm(f) for f in files}
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where: str | None = f"{exc.filename}:{exc.lineno}"
+        return "".join(traceback.format_exception_only(type(exc), exc)), where
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if norm(f.filename) in wanted]
+    cause = exc.__cause__ or exc.__context__
+    if not frames and cause is not None and cause.__traceback__ is not None:
+        frames = [f for f in traceback.extract_tb(cause.__traceback__) if norm(f.filename) in wanted]
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    text = "Traceback (plugin frames only):\n" + "".join(traceback.format_list(frames)) if frames else ""
+    return text + "".join(traceback.format_exception_only(type(exc), exc)), where

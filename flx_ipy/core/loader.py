@@ -5,7 +5,7 @@ Two decisions live here:
 * **No stale bytecode.** A ``.pyc`` is validated by whole-second mtime and size, so two
   same-size saves within a second run the old code under plain ``importlib``. Our loader never
   reads or writes bytecode for plugin files: it compiles the source it just read and remembers
-  that source's hash (the reload engine uses it to ignore saves that change nothing).
+  that source's hash in ``files`` (the reload uses it to ignore saves that change nothing).
 * **No collisions.** A single-file plugin is imported under a name unique to its path
   (``flx_ipy_plugins.plugin_3fa2c1d0``), so two ``plugin.py`` in different folders coexist.
   A package folder keeps its real name (its modules import each other by it); a second folder
@@ -30,15 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginLoadError, PluginNotFoundError
+from .files import forget, norm, record_run
 from .types import Plugin
 
 ALIAS_ROOT = "flx_ipy_plugins"
 
 _lock = threading.RLock()
-#: module file path -> hash of the source last compiled for it
-source_hashes: dict[str, str] = {}
-#: module file path -> the source bytes last executed for it (reloads diff against these)
-sources: dict[str, bytes] = {}
 #: realpath (normcased) -> the bytes a signature check verified: imports run these, not disk
 pinned: dict[str, bytes] = {}
 #: unit (folder or file, normcased realpath) -> its pinned keys; ``strict`` units import nothing else
@@ -99,27 +96,6 @@ def _pinned_bytes(path: str) -> bytes | None:
     return data
 
 
-def digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-_compiled: dict[tuple[str, str], Any] = {}
-
-
-def compile_source(data: bytes, path: str) -> Any:
-    """Compile plugin source, remembering the last few results: the watcher's completeness
-    check and the reload that follows compile the same bytes, and compiling is most of a
-    reload's cost (~1 ms for 200 lines)."""
-    key = (path, digest(data))
-    code = _compiled.get(key)
-    if code is None:
-        code = compile(data, path, "exec", dont_inherit=True)
-        _compiled[key] = code
-        if len(_compiled) > 16:
-            _compiled.pop(next(iter(_compiled)))
-    return code
-
-
 class FreshSourceLoader(importlib.machinery.SourceFileLoader):
     """A source loader that never trusts bytecode: ``path_stats`` failing makes
     ``SourceLoader.get_code`` skip the cache and compile the bytes it read."""
@@ -132,9 +108,7 @@ class FreshSourceLoader(importlib.machinery.SourceFileLoader):
         if data is None:
             data = super().get_data(path)
         if path.endswith(".py"):
-            key = os.path.normcase(os.path.abspath(path))
-            source_hashes[key] = digest(data)
-            sources[key] = data
+            record_run(norm(path), data)
         return data
 
 
@@ -268,8 +242,7 @@ def forget_modules(names: Sequence[str]) -> None:
                 finder.packages.pop(n, None)
             f = getattr(mod, "__file__", None)
             if f:
-                source_hashes.pop(os.path.normcase(os.path.abspath(f)), None)
-                sources.pop(os.path.normcase(os.path.abspath(f)), None)
+                forget(norm(f))
             parent, _, child = n.rpartition(".")
             if parent and parent in sys.modules and getattr(sys.modules[parent], child, None) is mod:
                 delattr(sys.modules[parent], child)

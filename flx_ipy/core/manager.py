@@ -1,10 +1,11 @@
 """The plugin manager: one registry, one lock, every transition an event.
 
-Operations (load, start, stop, reload, unload, health) are written once in ``lifecycle.py`` as
-generators of hook calls; here they get a sync face (``pm.start``) and an awaitable twin
-(``await pm.astart``). All lifecycle operations are serialised by one lock; calls *into*
-plugins never take it, so a plugin stays callable while another is being reloaded. Events are
-published after the lock is released, so a subscriber may call back into the manager.
+Operations (load, start, stop, unload, health) are written once in ``lifecycle.py`` and the reload
+transaction in ``transaction.py``, as generators of hook calls; here they get a sync face
+(``pm.start``) and an awaitable twin (``await pm.astart``). All lifecycle operations are
+serialised by one lock; calls *into* plugins never take it, so a plugin stays callable while
+another is being reloaded. Events are published after the lock is released, so a subscriber
+may call back into the manager.
 """
 
 from __future__ import annotations
@@ -18,25 +19,38 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import lifecycle
+from . import lifecycle, transaction
+from .audit import AuditLog, AuditTrail
 from .discovery import Candidate, Discovery
 from .errors import HookError, InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
-from .hooks import HookLoop, Steps, drive_async, drive_sync
-from .record import PluginRecord
-from .reload import ReloadResult
+from .registry import PluginRecord, Registry
+from .settle import BROKEN_GRACE, Settle
+from .steps import HookLoop, HookRunner, InProcess, Steps, adrive, drive
 from .trust import Trust
-from .types import Event, HealthStatus, LifecycleState, PluginMetadata
+from .types import Event, HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .validators import Validator
+from .watcher import Watcher
 
 log = logging.getLogger("flx_ipy")
 T = TypeVar("T")
 
-__all__ = ["PluginManager", "PluginRecord", "get_manager"]
+__all__ = ["PluginManager", "PluginRecord", "get_manager", "set_rich_display"]
+
+#: ``display(pm)``'s renderer, registered by a host layer (``flx_ipy`` registers its widgets);
+#: the core never names one. Signature: ``(pm, include, exclude) -> mimebundle``.
+RichDisplay = Callable[["PluginManager", Any, Any], dict[str, Any]]
+_rich_display: RichDisplay | None = None
+
+
+def set_rich_display(render: RichDisplay | None) -> None:
+    """Register how ``display(pm)`` renders the manager in a notebook (None: plain text)."""
+    global _rich_display
+    _rich_display = render
 
 
 class PluginManager:
-    """Discovers, loads, runs and hot-reloads plugins. See DESIGN.md for the contract."""
+    """Discovers, loads, runs and hot-reloads plugins (the layers: ``docs/architecture.md``)."""
 
     def __init__(
         self,
@@ -63,16 +77,21 @@ class PluginManager:
         self.handover_grace = 0.25
         self.data_root = Path(data_root) if data_root else None
         self.clock = clock
-        self._records: dict[str, PluginRecord] = {}
-        self._unloaded: set[str] = set()  # names unloaded since (status() says "unloaded")
+        #: every loaded plugin by name, and the rules asked of all of them
+        self.registry = Registry()
+        #: how long a broken save is held back in case the editor is still writing (settle.py)
+        self.broken_grace = BROKEN_GRACE
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
         self._hook_loop = HookLoop()
-        self._watcher: Any = None
-        self._candidates: list[Candidate] = []
-        #: the validation pipeline: source checks (signatures) before code runs, class checks after
+        #: the checks every load, reload and retry runs; ``pm.validator.add_check(fn)`` adds one
         self.validator = Validator.default()
+        #: the one seam where plugin hooks are entered (steps.py); a worker runtime replaces it
+        self.hooks: HookRunner = InProcess(self._hook_loop)
+        self._watcher: Watcher | None = None
+        self._candidates: list[Candidate] = []
+        #: signatures are a source check in that pipeline, run before a plugin's code does
         self.trust = Trust(signature_policy, allowed_signers)
         self.trust.attach(self.validator)
         self.audit: Any = None
@@ -99,8 +118,6 @@ class PluginManager:
 
     def set_audit_log(self, path: str | Path | None, *, mode: str = "buffered", **options: Any) -> Any:
         """Record every operation outcome to ``path`` (JSON Lines, hash-chained; None: stop)."""
-        from .audit import AuditLog, AuditTrail
-
         if self.audit is not None:
             self.audit.close()
             self.audit = None
@@ -112,12 +129,12 @@ class PluginManager:
     @property
     def plugins(self) -> Mapping[str, PluginRecord]:
         """Every loaded plugin by name (a snapshot: safe to iterate while others reload)."""
-        return dict(self._records)
+        return dict(self.registry)
 
     def record(self, name: str) -> PluginRecord:
-        rec = self._records.get(name)
+        rec = self.registry.get(name)
         if rec is None:
-            known = ", ".join(sorted(self._records)) or "none loaded"
+            known = ", ".join(sorted(self.registry)) or "none loaded"
             raise PluginNotFoundError(f"no plugin named {name!r} is loaded (loaded: {known})", name,
                                       hint=f"load it first: `%plugin load {name}`")
         return rec
@@ -133,19 +150,24 @@ class PluginManager:
     def status(self, name: str) -> LifecycleState:
         """A loaded plugin's state; ``unloaded`` after ``unload``; ``discovered`` for a plugin
         discovery listed but nobody loaded yet."""
-        rec = self._records.get(name)
+        rec = self.registry.get(name)
         if rec is not None:
             return rec.status
-        if name in self._unloaded:
+        if name in self.registry.unloaded:
             return LifecycleState.UNLOADED
         if any(c.name == name and c.ok for c in self._candidates):
             return LifecycleState.DISCOVERED
         return self.record(name).status  # raises the not-found error with its hint
 
+    @property
+    def hook_thread_id(self) -> int | None:
+        """The thread ``async def`` hooks run on for sync callers (None until first used)."""
+        return self._hook_loop.thread_id
+
     def subscribe(self, callback: Subscriber, *, replay: bool = False) -> Callable[[], None]:
         return self.events.subscribe(callback, replay=replay)
 
-    def _emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None:
+    def emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None:
         """Queue an event; it is published when the running operation releases the lock, so a
         subscriber may call the manager. ``now``: publish at once (after what is queued, to keep
         the order) — for "reloading", so a UI shows a slow reload while it runs; a subscriber
@@ -202,7 +224,7 @@ class PluginManager:
     def _run(self, steps: Steps[T]) -> T:
         with self._locked():
             try:
-                return drive_sync(steps, self._hook_loop)
+                return drive(steps, self.hooks.invoke)
             except Exception as e:
                 self._refused(steps, e)
                 raise
@@ -210,7 +232,7 @@ class PluginManager:
     async def _arun(self, steps: Steps[T]) -> T:
         async with self._alocked():
             try:
-                return await drive_async(steps)
+                return await adrive(steps, self.hooks.ainvoke)
             except Exception as e:
                 self._refused(steps, e)
                 raise
@@ -221,9 +243,9 @@ class PluginManager:
         if isinstance(exc, HookError):
             return
         op = getattr(steps, "__name__", "operation").removesuffix("_steps")
-        self._emit("operation_failed", getattr(exc, "plugin", None), operation=op,
-                   error=" ".join(str(exc).split()), error_type=type(exc).__name__,
-                   denied=bool(getattr(exc, "denied", False)))
+        self.emit("operation_failed", getattr(exc, "plugin", None), operation=op,
+                  error=" ".join(str(exc).split()), error_type=type(exc).__name__,
+                  denied=bool(getattr(exc, "denied", False)))
 
     # ----------------------------------------------------------------- discovery
     def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
@@ -240,7 +262,7 @@ class PluginManager:
         self._candidates = cands
         for c in cands:
             if (c.name, c.target, c.error) not in old_keys:
-                self._emit("discovered", c.name, target=c.target, source=c.source, error=c.error)
+                self.emit("discovered", c.name, target=c.target, source=c.source, error=c.error)
         del new_keys
         return [c.metadata for c in cands if c.ok and c.metadata is not None]
 
@@ -256,7 +278,7 @@ class PluginManager:
     def discovery_errors(self) -> list[Candidate]:
         return [c for c in self._candidates if not c.ok]
 
-    def _resolve(self, target: str) -> tuple[str | None, Candidate | None]:
+    def resolve(self, target: str) -> tuple[str | None, Candidate | None]:
         """A discovered name resolves to its candidate's target; anything else passes through."""
         looks_like_name = target.isidentifier() or "-" in target
         cand = self.discovery.find(target) if looks_like_name else None
@@ -322,25 +344,25 @@ class PluginManager:
 
     def reload(self, name: str, *, force: bool = True) -> ReloadResult:
         """Swap in the plugin's current source; on any failure the old version keeps running."""
-        return self._run(lifecycle.reload_steps(self, name, force=force))
+        return self._run(transaction.reload_steps(self, name, force=force))
 
     async def areload(self, name: str, *, force: bool = True) -> ReloadResult:
-        return await self._arun(lifecycle.reload_steps(self, name, force=force))
+        return await self._arun(transaction.reload_steps(self, name, force=force))
 
     def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""
         if name is not None:
-            return drive_sync(lifecycle.health_steps(self, name), self._hook_loop)
-        return {n: drive_sync(lifecycle.health_steps(self, n), self._hook_loop) for n in list(self._records)}
+            return drive(lifecycle.health_steps(self, name), self.hooks.invoke)
+        return {n: drive(lifecycle.health_steps(self, n), self.hooks.invoke) for n in list(self.registry)}
 
     async def ahealth(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         if name is not None:
-            return await drive_async(lifecycle.health_steps(self, name))
-        return {n: await drive_async(lifecycle.health_steps(self, n)) for n in list(self._records)}
+            return await adrive(lifecycle.health_steps(self, name), self.hooks.ainvoke)
+        return {n: await adrive(lifecycle.health_steps(self, n), self.hooks.ainvoke) for n in list(self.registry)}
 
     def state(self, name: str) -> dict[str, Any]:
         """What the plugin would hand to its next version (its ``save_state`` or attributes)."""
-        return drive_sync(lifecycle.state_steps(self, name), self._hook_loop)
+        return drive(lifecycle.state_steps(self, name), self.hooks.invoke)
 
     # ----------------------------------------------------------------- hot reload
     def apply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
@@ -349,15 +371,15 @@ class PluginManager:
         Exactly the affected plugins, each once; a path whose content did not change does
         nothing. Usable without a watcher (tests feed change sets here).
         """
-        return self._run(lifecycle.apply_changes_steps(self, [str(p) for p in paths], force=force))
+        return self._run(transaction.apply_changes_steps(self, [str(p) for p in paths], force=force))
 
     async def aapply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
-        return await self._arun(lifecycle.apply_changes_steps(self, [str(p) for p in paths], force=force))
+        return await self._arun(transaction.apply_changes_steps(self, [str(p) for p in paths], force=force))
 
     def pending_changes(self) -> list[str]:
         """Files of loaded plugins saved but not applied yet (content differs from what runs,
         and is not a version that already failed)."""
-        return lifecycle.pending_files(self)
+        return self.registry.pending_files()
 
     def apply_pending(self, timeout: float = 5.0, settle: float = 0.02) -> list[ReloadResult]:
         """Apply saved-but-not-applied changes now, in the caller, once their content is stable.
@@ -366,21 +388,19 @@ class PluginManager:
         otherwise wait until no cell runs, so a cell never sees two versions by surprise. Here
         the cell opts in (``%plugin sync``). Waits at most ``timeout`` for an editor to finish.
         """
-        waits = lifecycle.SettlePending(self, timeout, settle)
-        for pause in waits:
+        pending = self.registry.pending_files()
+        for pause in Settle(pending, settle, self.broken_grace, timeout).pauses():
             time.sleep(pause)  # the settle window itself, not a wait for correctness
-        return self.apply_changes(waits.pending) if waits.pending else []
+        return self.apply_changes(pending) if pending else []
 
     def watch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
         """Watch the loaded plugins' sources (or ``paths``). Returns once armed: a save made right
         after it returns is seen. Options go to ``Watcher`` (debounce, step, settle, applier, source)."""
-        from .watcher import Watcher
-
         if self._watcher is not None:
             self._watcher.stop()
         self._watcher = Watcher(self, paths=[str(p) for p in paths] if paths else None, **options)
         self._watcher.start()
-        self._emit("watch_started", None, paths=self._watcher.paths)
+        self.emit("watch_started", None, paths=self._watcher.paths)
         return self._watcher
 
     async def awatch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> Any:
@@ -391,16 +411,16 @@ class PluginManager:
 
     async def aapply_pending(self, timeout: float = 5.0, settle: float = 0.02) -> list[ReloadResult]:
         """Like ``apply_pending``, but the settle wait yields to the loop and hooks run on it."""
-        waits = lifecycle.SettlePending(self, timeout, settle)
-        for pause in waits:
+        pending = self.registry.pending_files()
+        for pause in Settle(pending, settle, self.broken_grace, timeout).pauses():
             await asyncio.sleep(pause)
-        return await self.aapply_changes(waits.pending) if waits.pending else []
+        return await self.aapply_changes(pending) if pending else []
 
     def unwatch(self) -> None:
         w, self._watcher = self._watcher, None
         if w is not None:
             w.stop()
-            self._emit("watch_stopped", None)
+            self.emit("watch_stopped", None)
 
     @property
     def watcher(self) -> Any:
@@ -416,14 +436,14 @@ class PluginManager:
 
     def watch_roots(self) -> list[str]:
         """Folders holding loaded plugins' sources (watched by default)."""
-        roots = {r.root for r in self._records.values() if r.root}
+        roots = {r.root for r in self.registry.values() if r.root}
         return sorted(roots)
 
     # ----------------------------------------------------------------- teardown
     def close(self) -> None:
         """Stop watching, stop and unload everything (dependants first), stop the hook loop."""
         self.unwatch()
-        for name in lifecycle.shutdown_order(self):
+        for name in self.registry.shutdown_order():
             try:
                 self.unload(name)
             except Exception:
@@ -436,15 +456,15 @@ class PluginManager:
         return self.events.history(n)
 
     def __repr__(self) -> str:
-        states = ", ".join(f"{n}={r.status}" for n, r in self._records.items())
-        return f"<PluginManager {len(self._records)} plugins: {states or 'none'}>"
+        states = ", ".join(f"{n}={r.status}" for n, r in self.registry.items())
+        return f"<PluginManager {len(self.registry)} plugins: {states or 'none'}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """``display(pm)`` in Jupyter: the live dashboard, or a text/HTML summary without widgets.
-        Imported by name at call time: the core itself never imports ipywidgets."""
-        import importlib
-
-        return importlib.import_module("flx_ipy.widgets").mimebundle(self, include, exclude)  # type: ignore[no-any-return]
+        """``display(pm)`` in Jupyter: whatever the host layer registered with ``set_rich_display``
+        (``flx_ipy`` registers its dashboard), else the ``repr``."""
+        if _rich_display is None:
+            return {"text/plain": repr(self)}
+        return _rich_display(self, include, exclude)
 
 
 _default: PluginManager | None = None

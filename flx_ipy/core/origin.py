@@ -21,10 +21,12 @@ origin with :func:`current_origin` at publish time. Outside any scope the origin
 from __future__ import annotations
 
 import contextvars
+import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["ORIGINS", "current_origin", "origin_scope"]
+__all__ = ["ORIGINS", "current_origin", "origin_scope", "os_user"]
 
 #: the origins DESIGN.md names (others are accepted: a host may name itself)
 ORIGINS = ("api", "magic", "widget", "labextension", "watcher", "cli", "http")
@@ -47,3 +49,11 @@ def origin_scope(origin: str) -> Iterator[str]:
         yield origin
     finally:
         _origin.reset(token)
+
+
+def os_user() -> str:
+    """Who runs this process (the audit log's ``actor``; the default signer's name)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name here (a container without a passwd entry)
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

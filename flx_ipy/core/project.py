@@ -1,27 +1,41 @@
-"""A plugin *project* folder (``pyproject.toml`` with ``flx_ipy.plugins`` entry points), checked
-without installing or importing it — what ``flx-ipy validate PROJECT`` does in a plugin's CI.
+"""A plugin *project* folder (``pyproject.toml`` with ``flx_ipy.plugins`` entry points), read
+without installing or importing it — what ``flx-ipy validate PROJECT`` follows in a plugin's CI.
 
 Each entry point ``name = "module:Class"`` is followed to its module file (``src/`` layout or
-flat), which is validated statically, and the class must exist there with a ``metadata.name``
-equal to the entry point's name (``%plugin load NAME`` and discovery rely on it).
+flat); ``validators.validate_path`` then checks that file statically and that the class exists
+with a ``metadata.name`` equal to the entry point's name (discovery and ``%plugin load NAME``
+rely on it).
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .source import read_source
-from .validators import Problem, ValidationResult, validate_path
-
-__all__ = ["GROUP", "entry_points", "module_path", "validate_project"]
+__all__ = ["GROUP", "EntryPoint", "entry_points", "is_project", "module_path", "project_entry_points"]
 
 GROUP = "flx_ipy.plugins"
 
 
-def _toml(path: Path) -> dict[str, Any]:
-    import importlib
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``name = "module:Class"`` line, and where its module is (None: not found)."""
 
+    name: str
+    value: str
+    module: str
+    class_name: str
+    file: Path | None
+
+
+def is_project(folder: Path) -> bool:
+    """A project folder, not a package: ``pyproject.toml`` and no ``__init__.py``."""
+    return folder.is_dir() and (folder / "pyproject.toml").is_file() and not (folder / "__init__.py").is_file()
+
+
+def _toml(path: Path) -> dict[str, Any]:
     try:
         toml: Any = importlib.import_module("tomllib")
     except ImportError:  # Python 3.10: the same parser from PyPI
@@ -50,46 +64,15 @@ def module_path(folder: Path, module: str) -> Path | None:
     return None
 
 
-def validate_project(folder: str | Path) -> ValidationResult:
-    root = Path(folder).expanduser().resolve()
-    result = ValidationResult(str(root))
-    pyproject = root / "pyproject.toml"
+def project_entry_points(folder: Path) -> list[EntryPoint]:
+    """Every plugin entry point of the project, in name order. Raises ``ValueError`` with the
+    parser's message for a ``pyproject.toml`` that does not parse."""
     try:
-        eps = entry_points(root)
-    except Exception as e:  # a TOML error names the line itself
-        result.problems.append(Problem("pyproject.toml", f"cannot read: {e}", "fix the TOML syntax",
-                                       str(pyproject)))
-        return result
-    if not eps:
-        result.problems.append(Problem(
-            "entry points", f'no [project.entry-points."{GROUP}"] table',
-            f'add `[project.entry-points."{GROUP}"]` with `name = "module:ClassName"` per plugin',
-            str(pyproject)))
-        return result
+        eps = entry_points(folder)
+    except Exception as e:  # tomllib.TOMLDecodeError names the line
+        raise ValueError(str(e)) from None
+    out = []
     for name, value in sorted(eps.items()):
-        module, sep, cls_name = value.partition(":")
-        where = f'entry point {name} = "{value}"'
-        if not sep or not cls_name.isidentifier():
-            result.problems.append(Problem(where, "must be `module:ClassName`", f'{name} = "{module}:MyPlugin"',
-                                           str(pyproject)))
-            continue
-        file = module_path(root, module)
-        if file is None:
-            result.problems.append(Problem(where, f"module {module!r} not found under {root}/src or {root}",
-                                           "check the module path (dots, not slashes)", str(pyproject)))
-            continue
-        sub = validate_path(file)
-        result.problems += sub.problems
-        result.notes += sub.notes
-        info = read_source(file)
-        ci = info.classes.get(cls_name)
-        if ci is None or not ci.is_plugin:
-            result.problems.append(Problem(where, f"{file.name} defines no Plugin subclass {cls_name!r}",
-                                           f"class {cls_name}(Plugin): ...", str(file)))
-            continue
-        declared = (ci.fields or {}).get("name")
-        if isinstance(declared, str) and declared != name:
-            result.problems.append(Problem(where, f"the entry point's name differs from metadata.name {declared!r}",
-                                           f'rename one of them: {declared} = "{value}"', str(file), ci.metadata_line))
-    result.problems = list(dict.fromkeys(result.problems))
-    return result
+        module, _, cls_name = value.partition(":")
+        out.append(EntryPoint(name, value, module, cls_name, module_path(folder, module) if module else None))
+    return out

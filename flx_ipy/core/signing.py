@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sshsig import NAMESPACE, AllowedSigners, SignatureError
+from .sshsig import NAMESPACE, AllowedSigners, SignatureError, key_fingerprint, verify
 
 __all__ = [
     "SIGNATURE_NAME",
@@ -274,8 +274,6 @@ def check_unit(unit: Path, allowed: AllowedSigners | None, contents: Mapping[str
     changes = _diff(unit, sig.manifest.files, contents)
     verdict = Verdict("signed", changes=changes, signature_file=str(sig_path))
     try:
-        from .sshsig import verify
-
         key_blob = verify(sig.message, sig.signature, namespace)
     except SignatureError as e:
         verdict.status, verdict.reason = "invalid", f"{sig_path.name}: {e}"
@@ -283,8 +281,6 @@ def check_unit(unit: Path, allowed: AllowedSigners | None, contents: Mapping[str
         return verdict
     signer = allowed.signer_for(key_blob, sig.manifest.principal, namespace) if allowed is not None else None
     if signer is None:
-        from .sshsig import key_fingerprint
-
         who = f" as {sig.manifest.principal!r}" if sig.manifest.principal else ""
         where = f" ({allowed.source})" if allowed is not None and allowed.source else ""
         verdict.status = "invalid"

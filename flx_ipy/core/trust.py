@@ -24,16 +24,22 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import loader
 from .errors import FlxError, PluginLoadError
-from .validators import PluginSources, Problem
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
-    from .record import PluginRecord
-    from .sshsig import AllowedSigners
+from .loader import split_target
+from .origin import os_user
+from .signing import (
+    check_unit,
+    describe,
+    stale_bytecode,
+    unit_for_module,
+    unit_for_path,
+    write_signature,
+)
+from .sshsig import NAMESPACE, AllowedSigners, SignatureError, key_is_encrypted, load_private_key, sign
+from .validators import PluginSources, Problem, Validator
 
 log = logging.getLogger("flx_ipy")
 
@@ -79,8 +85,6 @@ class SignatureInfo:
         if self.status == "signed":
             return f"signed by {self.signer}"
         if self.status == "modified":
-            from .signing import describe
-
             return f"modified since signed by {self.signer} ({describe(self.changes)})"
         return f"{self.status}: {self.reason}" if self.reason else str(self.status)
 
@@ -97,9 +101,6 @@ def check_path(unit: str | Path, allowed_signers: str | Path | AllowedSigners | 
                contents: dict[str, bytes] | None = None) -> SignatureInfo:
     """Verify one plugin (file or package folder) against an ``allowed_signers`` file — what
     ``flx-ipy verify`` and every policy check run."""
-    from .signing import check_unit
-    from .sshsig import AllowedSigners, SignatureError
-
     u = Path(unit).expanduser().resolve()
     allowed: AllowedSigners | None
     if allowed_signers is None or isinstance(allowed_signers, AllowedSigners):
@@ -155,8 +156,6 @@ class Trust:
         """The trust root, re-read when its file changes (adding a signer needs no restart)."""
         if self.allowed_signers is None:
             return None
-        from .sshsig import AllowedSigners
-
         path = str(Path(self.allowed_signers).expanduser())
         try:
             mtime = os.stat(path).st_mtime_ns
@@ -178,8 +177,6 @@ class Trust:
             info = SignatureInfo(SignatureStatus("unsigned"), reason=f"{src.target} has no source files on disk "
                                  "to verify", policy=self._policy)
         else:
-            from .sshsig import SignatureError
-
             try:
                 allowed = self.allowed()
             except SignatureError as e:
@@ -198,7 +195,17 @@ class Trust:
 
 
 # ---------------------------------------------------------------------- manager gates
-def unit_for_record(rec: PluginRecord) -> Path | None:
+class Gated(Protocol):
+    """What the gates need from the manager (``PluginManager`` and ``lifecycle.Host`` are)."""
+
+    validator: Validator
+    trust: Trust
+
+    def emit(self, kind: str, plugin: str | None = None, *, now: bool = False, **details: Any) -> None: ...
+
+
+def unit_for_record(rec: Any) -> Path | None:
+    """``rec``: a ``registry.PluginRecord`` (its unit: the signed one, else its package or file)."""
     sig = getattr(rec, "signature", None)
     if sig is not None and sig.unit:
         return Path(sig.unit)
@@ -209,9 +216,6 @@ def unit_for_record(rec: PluginRecord) -> Path | None:
 
 
 def unit_for_target(spec: str) -> Path | None:
-    from .loader import split_target
-    from .signing import unit_for_module, unit_for_path
-
     where, _ = split_target(spec)
     path = Path(os.path.expanduser(where))
     if where.endswith(".py") or os.sep in where or "/" in where or path.exists():
@@ -219,14 +223,14 @@ def unit_for_target(spec: str) -> Path | None:
     return unit_for_module(where)
 
 
-def _emit(pm: PluginManager, plugin: str | None, info: SignatureInfo, phase: str, accepted: bool) -> None:
-    pm._emit("signature_checked", plugin, status=str(info.status), signer=info.signer, files=list(info.files),
+def _emit(pm: Gated, plugin: str | None, info: SignatureInfo, phase: str, accepted: bool) -> None:
+    pm.emit("signature_checked", plugin, status=str(info.status), signer=info.signer, files=list(info.files),
              reason=info.reason, policy=info.policy, phase=phase, accepted=accepted, unit=info.unit)
     if accepted and info.status != "signed":
         log.warning("flx_ipy: %s: signature %s", plugin or info.unit, info.summary())
 
 
-def gate_load(pm: PluginManager, target: str, spec: str, plugin: str | None) -> SignatureInfo | None:
+def gate_load(pm: Gated, target: str, spec: str, plugin: str | None) -> SignatureInfo | None:
     """Before a load imports anything: run the source checks, pin the verified bytes."""
     if not pm.validator.source_checks:
         return None
@@ -250,7 +254,7 @@ def gate_load(pm: PluginManager, target: str, spec: str, plugin: str | None) -> 
     return info
 
 
-def gate_reload(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, bytes]) -> SignatureInfo | None:
+def gate_reload(pm: Gated, rec: Any, new_sources: dict[str, bytes]) -> SignatureInfo | None:
     """Before a reload executes new code: the same checks on the bytes the swap will run."""
     if not pm.validator.source_checks:
         if loader.pinned:
@@ -278,7 +282,7 @@ def gate_reload(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, byt
     return info
 
 
-def undo_reload_pins(pm: PluginManager, rec: PluginRecord) -> None:
+def undo_reload_pins(pm: Gated, rec: Any) -> None:
     """A reload that was rolled back: the bytes pinned for it go, the previous ones come back,
     so a module imported later runs the version that is running, not the one that failed."""
     saved = pm.trust.undo.pop(rec.name, None)
@@ -326,9 +330,7 @@ def default_principal(key_file: str | Path) -> str:
         pass
     import socket
 
-    from .audit import _actor
-
-    return f"{_actor()}@{socket.gethostname()}"
+    return f"{os_user()}@{socket.gethostname()}"
 
 
 def sign_plugin(path: str | Path, key_file: str | Path, principal: str | None = None, *,
@@ -338,9 +340,6 @@ def sign_plugin(path: str | Path, key_file: str | Path, principal: str | None = 
     Stale ``__pycache__/*.pyc`` (not a cache of the current sources) is removed first: it is
     never executed, but ``verify`` would rightly report it. A passphrase-protected key without
     ``passphrase`` is handed to ``ssh-keygen -Y sign``, which asks for it (or uses the agent)."""
-    from .signing import stale_bytecode, write_signature
-    from .sshsig import SignatureError, key_is_encrypted, load_private_key, sign
-
     unit = Path(path).expanduser().resolve()
     if not unit.exists():
         raise SignatureError(f"{unit}: no such file or folder")
@@ -370,8 +369,6 @@ def _ssh_keygen_signer(key_path: Path) -> Any:
     import shutil
     import subprocess
     import tempfile
-
-    from .sshsig import NAMESPACE, SignatureError
 
     exe = shutil.which("ssh-keygen")
     if exe is None:

@@ -1,8 +1,8 @@
 """The plugin author's vocabulary: what a plugin is, says about itself, and hands over on reload.
 
-These are the names of the public contract (DESIGN.md). They are plain data and a base class
-with no behaviour of its own, so a plugin module imports cheaply and a test can build any of
-them by hand.
+These are the names of the public contract (``docs/architecture.md``, "Public names"). They
+are plain data and a base class with no behaviour of its own, so a plugin module imports
+cheaply and a test can build any of them by hand.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import PluginValidationError
-
-if TYPE_CHECKING:
-    from .context import PluginContext
+from .context import PluginContext
+from .errors import PluginValidationError, ReloadError
 
 
 class _StrEnum(str, enum.Enum):
@@ -330,3 +328,53 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
     return str(value)
+
+
+@dataclass
+class ReloadResult:
+    """The outcome of one reload. ``ok`` False with ``rolled_back`` True: the previous version
+    (code and state) is still running; ``error`` says why, ``where`` is ``file:line``."""
+
+    plugin: str
+    ok: bool
+    rolled_back: bool = False
+    error: str | None = None
+    duration: float = 0.0
+    finished_at: float = 0.0
+    changed: bool = True
+    modules: list[str] = field(default_factory=list)
+    phase: str = ""
+    where: str | None = None
+    traceback: str | None = None
+    notes: list[str] = field(default_factory=list)
+    recreated: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def raise_for_error(self) -> ReloadResult:
+        """Raise ``ReloadError`` (carrying this result) if the reload failed; else return self.
+        For scripts and CI that want a failed reload to stop them, as ``httpx``'s
+        ``raise_for_status`` does for a response."""
+        if not self.ok:
+            raise ReloadError(self.summary(), self.plugin, result=self,
+                              hint="fix the file and save, or reload again")
+        return self
+
+    def summary(self) -> str:
+        ms = f"{self.duration * 1000:.1f} ms"
+        if self.ok:
+            extra = f" ({'; '.join(self.notes)})" if self.notes else ""
+            if not self.modules:
+                return f"{self.plugin}: unchanged"
+            same = "" if self.changed else " (source unchanged)"
+            return f"{self.plugin}: reloaded in {ms}{same}{extra}"
+        at = f" at {self.where}" if self.where else ""
+        tail = "previous version still running" if self.rolled_back else "plugin not running"
+        return f"{self.plugin}: reload failed in {self.phase}{at}: {self.error} — {tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "ok": self.ok, "rolled_back": self.rolled_back,
+                "error": self.error, "duration": self.duration, "finished_at": self.finished_at,
+                "changed": self.changed, "phase": self.phase, "where": self.where,
+                "notes": list(self.notes), "recreated": self.recreated}

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginValidationError
+from .project import GROUP, is_project, project_entry_points
+from .signing import collect_files
 from .source import (
     FIELDS,
     ClassInfo,
@@ -171,8 +173,6 @@ class PluginSources:
     def files(self) -> dict[str, bytes]:
         """normcased absolute path -> bytes, for every file of the unit (``__pycache__`` aside)."""
         if self._files is None:
-            from .signing import collect_files
-
             out: dict[str, bytes] = {}
             for p in collect_files(self.unit) if self.unit is not None else []:
                 key = os.path.normcase(str(p))
@@ -378,10 +378,8 @@ def validate_path(path: str | Path) -> ValidationResult:
         result.problems.append(Problem("path", f"{p} does not exist", "check the path (typo? relative to "
                                                                           "the notebook's folder?)"))
         return result
-    if p.is_dir() and (p / "pyproject.toml").is_file() and not (p / "__init__.py").is_file():
-        from .project import validate_project  # a plugin project: follow its entry points
-
-        return validate_project(p)
+    if is_project(p):
+        return _validate_project(p)
     if p.is_file():
         _validate_module(p, result, [p])
     elif (p / "__init__.py").is_file():
@@ -444,3 +442,45 @@ def _validate_module(entry: Path, result: ValidationResult, files: list[Path], q
         result.problems += _state_pair_problems("save_state" in ci.hooks, "restore_state" in ci.hooks,
                                                 ci.name, file, ci.line)
     return len(plugins)
+
+
+def _validate_project(root: Path) -> ValidationResult:
+    """A project folder: each ``flx_ipy.plugins`` entry point followed to its module, which is
+    validated statically and must define the class with ``metadata.name`` = the entry point's."""
+    result = ValidationResult(str(root))
+    pyproject = str(root / "pyproject.toml")
+    try:
+        eps = project_entry_points(root)
+    except ValueError as e:
+        result.problems.append(Problem("pyproject.toml", f"cannot read: {e}", "fix the TOML syntax", pyproject))
+        return result
+    if not eps:
+        result.problems.append(Problem(
+            "entry points", f'no [project.entry-points."{GROUP}"] table',
+            f'add `[project.entry-points."{GROUP}"]` with `name = "module:ClassName"` per plugin', pyproject))
+        return result
+    for ep in eps:
+        where = f'entry point {ep.name} = "{ep.value}"'
+        if not ep.module or not ep.class_name.isidentifier():
+            result.problems.append(Problem(where, "must be `module:ClassName`", f'{ep.name} = "{ep.module}:MyPlugin"',
+                                           pyproject))
+            continue
+        if ep.file is None:
+            result.problems.append(Problem(where, f"module {ep.module!r} not found under {root}/src or {root}",
+                                           "check the module path (dots, not slashes)", pyproject))
+            continue
+        sub = validate_path(ep.file)
+        result.problems += sub.problems
+        result.notes += sub.notes
+        ci = read_source(ep.file).classes.get(ep.class_name)
+        if ci is None or not ci.is_plugin:
+            result.problems.append(Problem(where, f"{ep.file.name} defines no Plugin subclass {ep.class_name!r}",
+                                           f"class {ep.class_name}(Plugin): ...", str(ep.file)))
+            continue
+        declared = (ci.fields or {}).get("name")
+        if isinstance(declared, str) and declared != ep.name:
+            result.problems.append(Problem(where, f"the entry point's name differs from metadata.name {declared!r}",
+                                           f'rename one of them: {declared} = "{ep.value}"', str(ep.file),
+                                           ci.metadata_line))
+    result.problems = list(dict.fromkeys(result.problems))
+    return result

@@ -5,12 +5,14 @@
 * The change source is anything shaped like watchfiles' ``RustNotify`` (``watch(debounce_ms,
   step_ms, timeout_ms, stop_event)`` → a set of changes, ``"timeout"`` or ``"stop"``). We build
   ``RustNotify`` ourselves so that ``start()`` returns only once the OS watch is armed: a save
-  made right after ``pm.watch()`` returns is seen. Tests pass ``flx_ipy.testing.ScriptedChanges``.
+  made right after ``pm.watch()`` returns is seen. Tests pass a scripted source (``ScriptedChanges``).
 * Latency is set by ``step`` (watchfiles groups events until ``step`` ms pass quietly), not by
-  ``debounce`` (which only caps a continuous stream). Then the **settler** waits until a file's
-  content hash is stable for ``settle`` seconds, and holds back an empty or non-compiling file
-  for up to ``broken_grace`` seconds in case the editor is still writing: a half-written file is
-  never applied, and a truly broken save is still reported.
+  ``debounce`` (which only caps a continuous stream). Then ``settle.Settler`` decides when a save
+  is ready (the same rule ``apply_pending`` uses): a half-written file is never applied, and a
+  truly broken save is still reported.
+* Which files matter and whether a save is news are the registry's rules
+  (``Registry.owned``, ``Registry.news``); the watcher only asks. It talks to the manager through
+  the small ``WatchHost`` protocol, so it never imports the manager.
 * The watcher runs in a daemon thread (an ``awatch`` task left running hangs ipykernel's
   shutdown). It does not apply reloads itself unless nobody else will: ``applier`` receives a
   zero-argument function to run where reloads are safe (the IPython layer runs it on the
@@ -24,17 +26,18 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from .loader import compile_source, digest, source_hashes
-
-if TYPE_CHECKING:
-    from .manager import PluginManager
+from .files import norm
+from .origin import origin_scope
+from .registry import Registry
+from .settle import BROKEN_GRACE, SETTLE, Settler
 
 log = logging.getLogger("flx_ipy")
 
 Applier = Callable[[Callable[[], Any]], Any]
+
+__all__ = ["Applier", "ChangeSource", "Settler", "WatchHost", "Watcher"]
 
 
 class ChangeSource(Protocol):
@@ -43,76 +46,14 @@ class ChangeSource(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class _Pending:
-    first_seen: float
-    last_event: float
-    digest: str | None = None
+class WatchHost(Protocol):
+    """What the watcher needs from a manager: its records, its folders, a way to apply."""
 
+    registry: Registry
 
-@dataclass
-class Settler:
-    """Decides when a changed file is ready: pure logic over a clock and a reader, so tests can
-    drive it without threads or sleeps."""
+    def watch_roots(self) -> list[str]: ...
 
-    settle: float = 0.008
-    broken_grace: float = 0.3
-    read: Callable[[str], bytes | None] = field(default=lambda p: _read(p))
-    pending: dict[str, _Pending] = field(default_factory=dict)
-
-    def changed(self, paths: Iterable[str], now: float, quiet_for: float = 0.0) -> None:
-        """Record changed ``paths``; ``quiet_for``: how long the source already saw no event
-        (watchfiles yields a batch only after ``step`` ms of quiet), counted into ``settle``."""
-        now -= quiet_for
-        for p in paths:
-            entry = self.pending.get(p)
-            data = self.read(p)
-            d = digest(data) if data is not None else None
-            if entry is None:
-                self.pending[p] = _Pending(now, now, d)
-            else:
-                entry.last_event, entry.digest = now, d
-
-    def ready(self, now: float) -> list[str]:
-        """Paths whose content has been stable for ``settle`` and looks complete (or stopped
-        changing for ``broken_grace`` even though it does not compile)."""
-        out = []
-        for p, entry in list(self.pending.items()):
-            if now - entry.last_event < self.settle:
-                continue
-            data = self.read(p)
-            d = digest(data) if data is not None else None
-            if d != entry.digest:  # it changed without (yet) an event: wait again
-                entry.last_event, entry.digest = now, d
-                continue
-            if data is not None and not _looks_complete(data, p) and now - entry.last_event < self.broken_grace:
-                continue
-            del self.pending[p]
-            out.append(p)
-        return out
-
-    def next_deadline(self, now: float) -> float | None:
-        if not self.pending:
-            return None
-        return min(max(e.last_event + self.settle, now) for e in self.pending.values())
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
-def _looks_complete(data: bytes, path: str = "<settle>") -> bool:
-    if not data.strip():
-        return False
-    try:
-        compile_source(data, path)  # the reload that follows reuses this compile
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    def apply_changes(self, paths: Iterable[str], *, force: bool = False) -> list[Any]: ...
 
 
 class Watcher:
@@ -120,13 +61,13 @@ class Watcher:
 
     def __init__(
         self,
-        pm: PluginManager,
+        pm: WatchHost,
         paths: list[str] | None = None,
         *,
         debounce: int = 200,
         step: int = 5,
-        settle: float = 0.008,
-        broken_grace: float = 0.3,
+        settle: float = SETTLE,
+        broken_grace: float = BROKEN_GRACE,
         applier: Applier | None = None,
         source: ChangeSource | Callable[[list[str]], ChangeSource] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -134,7 +75,7 @@ class Watcher:
     ) -> None:
         self.pm = pm
         self.auto = not paths  # follow the loaded plugins' folders as plugins are loaded
-        self.options = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
+        self.options: dict[str, Any] = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
                             applier=applier, source=source, clock=clock, on_applied=on_applied)
         roots = paths if paths else pm.watch_roots()
         self.paths = sorted({_folder(p) for p in roots})
@@ -222,26 +163,15 @@ class Watcher:
                 pass
 
     def _relevant(self, path: str) -> bool:
-        if not path.endswith(".py"):
-            return False
-        p = os.path.normcase(os.path.abspath(path))
-        for rec in self.pm._records.values():
-            if p in rec.files or (rec.package_dir and p.startswith(rec.package_dir + os.sep)):
-                return True
-            if rec.module is None and os.path.normcase(os.path.abspath(rec.target)) == p:
-                return True
-        return False
+        return path.endswith(".py") and self.pm.registry.owned(norm(path))
 
     def _hand_over(self, paths: list[str], seen_at: float) -> None:
-        # drop saves that leave the content as it already runs: they must do nothing at all
-        todo = [p for p in paths if digest(_read(p) or b"") != source_hashes.get(os.path.normcase(p))
-                or self._failed_plugin(p)]
+        # a save that leaves the content as it already runs (or as it already failed) does nothing
+        todo = self.pm.registry.news(norm(p) for p in paths)
         if not todo:
             return
 
         def apply() -> list[Any]:
-            from .origin import origin_scope
-
             with origin_scope("watcher"):  # the audit log's origin, wherever the applier runs this
                 results = self.pm.apply_changes(todo)
             self.applied += 1
@@ -254,11 +184,6 @@ class Watcher:
             self.handed += 1
         except Exception:
             log.exception("flx_ipy: applying a change to %s failed", ", ".join(todo))
-
-    def _failed_plugin(self, path: str) -> bool:
-        p = os.path.normcase(os.path.abspath(path))
-        return any(r.status == "failed" and (p in r.files or os.path.normcase(os.path.abspath(r.target)) == p)
-                   for r in self.pm._records.values())
 
 
 def _folder(p: str) -> str:

@@ -2,8 +2,9 @@
 
 ``%plugin panel`` and ``display(pm)`` show :func:`dashboard`. Importing this package does not
 import ipywidgets (``Dashboard`` and ``dashboard`` load it on first use), so
-:func:`mimebundle` — what ``PluginManager._repr_mimebundle_`` calls — still gives a text and
-HTML summary where ipywidgets is missing or no kernel can host widgets (terminal IPython).
+:func:`mimebundle` — what ``display(pm)`` calls (``flx_ipy`` registers it with
+``set_rich_display``) — still gives a text and HTML summary where ipywidgets is missing or no
+kernel can host widgets (terminal IPython).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ event, the same messages the JupyterLab side panel receives — into widgets. No
 manager internals: rows come from the state model, actions go through the manager's public API.
 
 Why updates are sent from whichever thread the event came from, not marshalled to the kernel's
-loop: ipykernel sends comm messages from any thread at once (``notes/kernel-async.md``), so a
+loop: ipykernel sends comm messages from any thread at once (``docs/architecture.md``), so a
 reload applied by the watcher thread — or by a background thread while a long cell runs — shows
 immediately. Marshalling to the loop would hold every update until a running cell ends. Widget
 mutations stay serialised because ``UIState`` calls its listeners under one lock, and the

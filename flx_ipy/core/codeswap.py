@@ -1,6 +1,6 @@
 """Swap a plugin's code in place, as one transaction that can be undone exactly.
 
-How (and why not the alternatives, all measured — see ``shared/notes/kernel-async.md``):
+How (and why not the alternatives, all measured — see ``docs/architecture.md``):
 
 * Each module is re-executed **into its own dict** (as ``importlib.reload`` does), compiled
   from the bytes just read, so functions keep one ``__globals__`` and no ``.pyc`` can be stale.
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dis
 import enum
-import os
-import sys
 import time
 import types
 from collections.abc import Iterator, Sequence
@@ -30,52 +28,14 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
-from .loader import compile_source, digest, source_hashes, sources
+from .files import compile_source, digest, module_file, read_bytes, record_run, source_hashes, sources
 
 _MISSING = object()
+#: a class attribute carrying this mark (set to True) is not ours to remove when the new source
+#: lacks it: the instance guard's temporary wrappers live on the class during a swap
+KEEP_MARK = "flx_ipy_keep"
 _SKIP_ATTRS = frozenset({"__dict__", "__weakref__"})
 _names_cache: dict[str, frozenset[str] | None] = {}
-
-
-@dataclass
-class ReloadResult:
-    """The outcome of one reload. ``ok`` False with ``rolled_back`` True: the previous version
-    (code and state) is still running; ``error`` says why, ``where`` is ``file:line``."""
-
-    plugin: str
-    ok: bool
-    rolled_back: bool = False
-    error: str | None = None
-    duration: float = 0.0
-    finished_at: float = 0.0
-    changed: bool = True
-    modules: list[str] = field(default_factory=list)
-    phase: str = ""
-    where: str | None = None
-    traceback: str | None = None
-    notes: list[str] = field(default_factory=list)
-    recreated: bool = False
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def summary(self) -> str:
-        ms = f"{self.duration * 1000:.1f} ms"
-        if self.ok:
-            extra = f" ({'; '.join(self.notes)})" if self.notes else ""
-            if not self.modules:
-                return f"{self.plugin}: unchanged"
-            same = "" if self.changed else " (source unchanged)"
-            return f"{self.plugin}: reloaded in {ms}{same}{extra}"
-        at = f" at {self.where}" if self.where else ""
-        tail = "previous version still running" if self.rolled_back else "plugin not running"
-        return f"{self.plugin}: reload failed in {self.phase}{at}: {self.error} — {tail}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"plugin": self.plugin, "ok": self.ok, "rolled_back": self.rolled_back,
-                "error": self.error, "duration": self.duration, "finished_at": self.finished_at,
-                "changed": self.changed, "phase": self.phase, "where": self.where,
-                "notes": list(self.notes), "recreated": self.recreated}
 
 
 def top_level_names(code: CodeType) -> frozenset[str] | None:
@@ -99,18 +59,6 @@ def _names_for(source: bytes, path: str) -> frozenset[str] | None:
         if len(_names_cache) > 64:
             _names_cache.pop(next(iter(_names_cache)))
     return _names_cache[key]
-
-
-def module_file(mod: ModuleType) -> str | None:
-    f = getattr(mod, "__file__", None)
-    if not isinstance(f, str) or not f.endswith(".py"):
-        return None
-    return os.path.normcase(os.path.abspath(f))
-
-
-def read_source(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def _walk_functions(value: Any, depth: int = 0) -> Iterator[types.FunctionType]:
@@ -277,7 +225,7 @@ class CodeSwap:
                 continue
             data = self._given.get(path)
             if data is None:
-                data = read_source(path)
+                data = read_bytes(path)
             code = compile_source(data, mod.__file__ or path)
             if source_hashes.get(path) != digest(data):
                 self.changed = True
@@ -322,8 +270,7 @@ class CodeSwap:
             if old is None or old is value:
                 continue
             self._patch_class(old, value, mod, name)
-        sources[path] = data
-        source_hashes[path] = digest(data)
+        record_run(path, data)
 
     def _patch_class(self, old: type, new: type, mod: ModuleType, name: str) -> None:
         mapped = tuple(self.class_map.get(b, b) for b in new.__bases__)
@@ -346,7 +293,7 @@ class CodeSwap:
             setattr(old, k, v)
         for k in list(vars(old)):
             v = vars(old)[k]
-            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, "_flx_guard", False) and not \
+            if k not in new_dict and k not in _SKIP_ATTRS and not getattr(v, KEEP_MARK, False) and not \
                     isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 delattr(old, k)
         mod.__dict__[name] = old
@@ -385,30 +332,5 @@ class CodeSwap:
                 if ns.get(k, _MISSING) is not v:
                     ns[k] = v
             if snap.source_before is not None:
-                sources[snap.path] = snap.source_before
-                source_hashes[snap.path] = digest(snap.source_before)
+                record_run(snap.path, snap.source_before)
         self.snaps.clear()
-
-
-def remember_source(mod: ModuleType) -> None:
-    """Record the source a freshly imported module ran, so its first reload can tell stale names."""
-    path = module_file(mod)
-    if path and path not in sources:
-        try:
-            data = read_source(path)
-        except OSError:
-            return
-        sources[path] = data
-        source_hashes.setdefault(path, digest(data))
-
-
-def modules_under(root: str) -> dict[str, ModuleType]:
-    """Modules in ``sys.modules`` whose file lies under ``root`` (a plugin's folder)."""
-    root = os.path.normcase(os.path.abspath(root))
-    prefix = root + os.sep
-    out = {}
-    for name, mod in list(sys.modules.items()):
-        f = module_file(mod) if isinstance(mod, ModuleType) else None
-        if f and (f.startswith(prefix)):
-            out[name] = mod
-    return out

@@ -3,7 +3,7 @@
 The watcher (``flx_ipy.core.watcher``) runs in a daemon thread and hands each settled change
 to :meth:`ReloadScheduler.applier` as a zero-argument function. Running that function in the
 watcher thread would swap modules under a running cell, and even ``call_soon_threadsafe`` on
-the kernel's loop lands in the middle of an ``await`` cell (``shared/notes/kernel-async.md``).
+the kernel's loop lands in the middle of an ``await`` cell (``docs/architecture.md``).
 So:
 
 * The change is queued, and the kernel's loop is woken (``call_soon_threadsafe``). If no cell

@@ -12,34 +12,30 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any
 
 from . import graph as import_graph
-from .errors import FlxError, InvalidStateError
-from .guard import InstanceGuard
-from .hooks import Steps
+from .codeswap import CodeSwap
+from .errors import FlxError, InvalidStateError, one_line, plugin_traceback
+from .files import digest, module_file, norm, read, source_hashes
+from .instance_guard import InstanceGuard
 from .lifecycle import (
-    _call,
-    _fail,
-    _has_hook,
-    _one_line,
+    Host,
     coerce_state,
-    dependants,
+    fail,
+    has_hook,
+    hook_call,
     module_files,
-    norm,
     plugin_modules,
-    plugin_traceback,
+    start_one,
+    start_steps,
+    stop_one,
 )
-from .loader import digest, source_hashes
-from .record import PluginRecord
-from .reload import CodeSwap, ReloadResult, module_file, read_source
+from .registry import PluginRecord
+from .steps import Steps
 from .trust import gate_reload, undo_reload_pins
-from .types import LifecycleState, PluginState
-
-if TYPE_CHECKING:
-    from types import ModuleType
-
-    from .manager import PluginManager
+from .types import LifecycleState, PluginState, ReloadResult
 
 S = LifecycleState
 _graph_cache: dict[tuple[tuple[str, str], ...], dict[str, set[str]]] = {}
@@ -105,9 +101,8 @@ def _modules_to_exec(rec: PluginRecord, force: bool, batch_done: set[str],
             continue
         data = new_sources.get(path)
         if data is None:
-            try:
-                data = read_source(path)
-            except OSError:
+            data = read(path)
+            if data is None:
                 continue  # deleted: keep running what we have
             new_sources[path] = data
         srcs[name] = (data, hasattr(mod, "__path__"))
@@ -130,9 +125,28 @@ def _modules_to_exec(rec: PluginRecord, force: bool, batch_done: set[str],
     return [mods[n] for n in order if n in mods], cls_mod in closure
 
 
-def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
+def reload_steps(pm: Host, name: str, *, force: bool = True,
                  batch_done: set[str] | None = None,
                  new_sources: dict[str, bytes] | None = None) -> Steps[ReloadResult]:
+    """``pm.reload``: swap in the plugin's current source as one transaction.
+
+    The order is what makes it safe. Everything that can fail without touching the running
+    plugin happens first (read + compile: ``CodeSwap.prepare``), so a syntax error costs
+    nothing. Then ``save_state`` while the old code still runs, ``stop``, the swap, validation
+    of the *new* class, ``restore_state``, ``start``. Any failure from there on is an
+    ``_Abort`` carrying its phase: the swap and the hooks' writes to the object are undone
+    exactly and the old version is started again, so the caller sees ``rolled_back``.
+
+    While it runs, other threads keep calling the plugin (``pm.get`` returns the object itself):
+    the ``InstanceGuard`` keeps their writes out of the rollback, and with a state hand-over
+    holds them at the object between ``save_state`` and ``restore_state`` so no write is lost.
+
+    ``force`` (an explicit reload) re-executes even unchanged code; a watched save passes
+    False. ``batch_done``/``new_sources`` are shared across one ``apply_changes`` batch.
+    A reload is published as ``reloading`` at once (a panel shows a slow one while it runs),
+    then ``reloaded`` or ``reload_failed``; dependants are told with ``dependency_reloaded``
+    and restarted if they ask to be (``restart_on_dependency_reload``).
+    """
     rec = pm.record(name)
     if rec.status == S.FAILED:
         raise InvalidStateError(
@@ -170,30 +184,30 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
         return finish(_failed(pm, rec, result, "signature", e, new_sources, rolled_back=True))
 
     rec.status = S.RELOADING
-    pm._emit("reloading", name, now=True, modules=result.modules)
+    pm.emit("reloading", name, now=True, modules=result.modules)
     snap = _snapshot(inst)
     saved: PluginState | None = None
     new_inst = inst
     stopped = False
-    hands_over = _has_hook(inst, "save_state") and rec.initialized
+    hands_over = has_hook(inst, "save_state") and rec.initialized
     me = threading.get_ident()
-    guard = InstanceGuard(inst, lambda: (me, pm._hook_loop.thread_id), pm.hook_timeout or 30.0)
+    guard = InstanceGuard(inst, lambda: (me, pm.hook_thread_id), pm.hook_timeout or 30.0)
     guard.install(gate=hands_over)
     try:
         if hands_over:
-            guard.close_gate()  # other threads wait until restore_state has run (guard.py)
+            guard.close_gate()  # other threads wait until restore_state has run (instance_guard.py)
         try:
             if hands_over:
-                saved = coerce_state(rec, (yield _call(pm, rec, "save_state")))
+                saved = coerce_state(rec, (yield hook_call(pm, rec, "save_state")))
         except Exception as e:
             raise _Abort("save_state", e) from e
         if was_running:
             # stop may join a worker thread that touches self: while it runs, a waiter is let
-            # through after a short grace instead of deadlocking the reload (guard.py)
+            # through after a short grace instead of deadlocking the reload (instance_guard.py)
             guard.max_wait, full_wait = pm.handover_grace, guard.max_wait
             try:
-                if _has_hook(inst, "stop"):
-                    yield _call(pm, rec, "stop")
+                if has_hook(inst, "stop"):
+                    yield hook_call(pm, rec, "stop")
             except Exception as e:
                 raise _Abort("stop", e) from e
             finally:
@@ -233,8 +247,8 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
         rec.instance = new_inst
         try:
-            if saved is not None and _has_hook(new_inst, "restore_state"):
-                yield _call(pm, rec, "restore_state", saved)
+            if saved is not None and has_hook(new_inst, "restore_state"):
+                yield hook_call(pm, rec, "restore_state", saved)
         except Exception as e:
             raise _Abort("restore_state", e) from e
         guard.open_gate()
@@ -242,8 +256,8 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             if rec.context is not None:
                 rec.context.begin_run()
             try:
-                if _has_hook(new_inst, "start"):
-                    yield _call(pm, rec, "start")
+                if has_hook(new_inst, "start"):
+                    yield hook_call(pm, rec, "start")
             except Exception as e:
                 if rec.context is not None:
                     rec.context.end_run()
@@ -263,12 +277,12 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
             if rec.context is not None:
                 rec.context.begin_run()
             try:
-                if _has_hook(inst, "start"):
-                    yield _call(pm, rec, "start")
+                if has_hook(inst, "start"):
+                    yield hook_call(pm, rec, "start")
             except Exception as e:  # the old version cannot run again either
                 if rec.context is not None:
                     rec.context.end_run()
-                _fail(pm, rec, e, "restart after rollback")
+                fail(pm, rec, e, "restart after rollback")
                 res = _failed(pm, rec, result, abort.phase, abort.error, new_sources, rolled_back=False)
                 return finish(res)
         rec.status = prev_status
@@ -290,28 +304,29 @@ def reload_steps(pm: PluginManager, name: str, *, force: bool = True,
     result.changed = swap.changed
     finish(result)
     rec.last_reload = result
-    pm._emit("reloaded", name, duration=result.duration, version=rec.version,
+    pm.emit("reloaded", name, duration=result.duration, version=rec.version,
              previous_version=old_meta.version, modules=result.modules, notes=list(result.notes))
-    for dep in dependants(pm, name):
-        drec = pm._records[dep]
+    for dep in pm.registry.dependants(name):
+        drec = pm.registry[dep]
         restart = bool(getattr(drec.instance, "restart_on_dependency_reload", False))
-        pm._emit("dependency_reloaded", dep, dependency=name, restart=restart and drec.running)
+        pm.emit("dependency_reloaded", dep, dependency=name, restart=restart and drec.running)
         if restart and drec.running:
-            from .lifecycle import _start_one, _stop_one
-
-            yield from _stop_one(pm, drec)
-            yield from _start_one(pm, drec)
+            yield from stop_one(pm, drec)
+            yield from start_one(pm, drec)
     return result
 
 
-def _failed(pm: PluginManager, rec: PluginRecord, result: ReloadResult, phase: str, error: BaseException,
+def _failed(pm: Host, rec: PluginRecord, result: ReloadResult, phase: str, error: BaseException,
             new_sources: dict[str, bytes], *, rolled_back: bool) -> ReloadResult:
+    """Record a failed reload on the plugin and the result: the one-line error with the plugin's
+    own ``file:line``, and the failed content's hash, so the same broken save is not retried
+    (and reported again) until the file changes."""
     detail, where = plugin_traceback(error, rec.files)
     undo_reload_pins(pm, rec)  # the failed version's verified bytes are not what runs
     result.ok = False
     result.rolled_back = rolled_back
     result.phase = phase
-    result.error = _one_line(error)
+    result.error = one_line(error)
     result.where = where
     result.traceback = detail
     for path, data in new_sources.items():
@@ -322,31 +337,33 @@ def _failed(pm: PluginManager, rec: PluginRecord, result: ReloadResult, phase: s
     rec.error = f"reload failed in {phase}: {result.error}" + (f" ({where})" if where else "") + f" — {tail}"
     rec.error_detail = detail
     rec.last_reload = result
-    pm._emit("reload_failed", rec.name, phase=phase, error=result.error, where=where,
+    pm.emit("reload_failed", rec.name, phase=phase, error=result.error, where=where,
              rolled_back=rolled_back)
     return result
 
 
-def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = False) -> Steps[list[ReloadResult]]:
-    """Reload exactly the plugins whose files changed, dependencies before dependants."""
+def apply_changes_steps(pm: Host, paths: list[str], *, force: bool = False) -> Steps[list[ReloadResult]]:
+    """Reload exactly the plugins whose files changed, dependencies before dependants.
+
+    One batch: a module shared by several plugins is re-executed once (``batch_done``), and
+    the bytes are read once (``new_sources``) so every plugin in the batch sees the same save.
+    A plugin for which the save is not news (``PluginRecord.is_news``) is skipped; a failed
+    plugin is retried instead of reloaded (``_retry_failed``)."""
     changed = {norm(p) for p in paths}
     new_sources: dict[str, bytes] = {}
     for p in changed:
-        try:
-            new_sources[p] = read_source(p)
-        except OSError:
-            pass
+        data = read(p)
+        if data is not None:
+            new_sources[p] = data
     results: list[ReloadResult] = []
     batch_done: set[str] = set()
-    for name in _affected_order(pm, changed):
-        rec = pm._records.get(name)
+    for name in pm.registry.affected_order(changed):
+        rec = pm.registry.get(name)
         if rec is None:
             continue
-        touched = [p for p in changed if p in rec.files or _under(p, rec.package_dir)]
+        touched = [p for p in changed if rec.owns(p)]
         if not force and touched and all(
-                new_sources.get(p) is not None and (
-                    rec.failed_hashes.get(p) == digest(new_sources[p])
-                    or (source_hashes.get(p) == digest(new_sources[p]) and not batch_done))
+                p in new_sources and not rec.is_news(p, digest(new_sources[p]), runs_stale=bool(batch_done))
                 for p in touched):
             continue  # a save that changes nothing (or the same broken content again)
         if rec.status == S.FAILED:
@@ -360,41 +377,25 @@ def apply_changes_steps(pm: PluginManager, paths: list[str], *, force: bool = Fa
     return results
 
 
-def _under(path: str, folder: str | None) -> bool:
-    return bool(folder) and path.startswith(folder + "/") and path.endswith(".py")  # type: ignore[operator]
-
-
-def _affected_order(pm: PluginManager, changed: set[str]) -> list[str]:
-    hit = [n for n, r in pm._records.items()
-           if any(p in r.files or _under(p, r.package_dir) or (r.module is None and norm(r.target) == p)
-                  for p in changed)]
-    from .lifecycle import dependency_order
-
-    order: list[str] = []
-    for n in sorted(hit):
-        try:
-            chain = dependency_order(pm, n)
-        except Exception:
-            chain = [n]
-        for c in chain:
-            if c in hit and c not in order:
-                order.append(c)
-    return order
-
-
-def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, bytes]) -> Steps[ReloadResult]:
+def _retry_failed(pm: Host, rec: PluginRecord, new_sources: dict[str, bytes]) -> Steps[ReloadResult]:
     """A failed plugin whose file changed: re-execute its code and start it again if it was
-    meant to run (fix → save → running, no command needed)."""
+    meant to run (fix → save → running, no command needed).
+
+    A transaction like a reload: if the new code does not compile, import, validate or start,
+    the plugin's modules, class and object are put back exactly as they were (the same
+    ``CodeSwap.rollback``), so a second broken save never leaves half-executed modules behind.
+    The plugin stays ``failed`` with the new error; nothing was running to keep running."""
     t0 = time.perf_counter()
     result = ReloadResult(plugin=rec.name, ok=True)
     mods = [m for m in plugin_modules(rec) if module_file(m)]
     swap = CodeSwap(mods, new_sources)
+    before = (rec.cls, rec.metadata, rec.instance)
     try:
         swap.prepare()
         signature = gate_reload(pm, rec, new_sources)
         swap.apply()
-        new_cls = getattr(rec.module, rec.cls.__name__) if rec.cls is not None else None
-        if new_cls is None:
+        new_cls = getattr(rec.module, rec.cls.__name__, None) if rec.cls is not None else None
+        if not isinstance(new_cls, type):
             raise FlxError(f"{rec.name}: plugin class is gone from {rec.source}")
         pm.validator.validate(new_cls).raise_if_problems(rec.name)
         if signature is not None:
@@ -402,21 +403,22 @@ def _retry_failed(pm: PluginManager, rec: PluginRecord, new_sources: dict[str, b
         pm.trust.undo.pop(rec.name, None)
         if new_cls is not rec.cls and rec.instance is not None:
             rec.instance = _fresh_instance(new_cls, rec.instance)
-        rec.cls, rec.metadata = new_cls, new_cls.metadata
+        rec.cls, rec.metadata = new_cls, new_cls.metadata  # type: ignore[attr-defined]
         rec.status = S.INITIALIZED if rec.initialized else S.LOADED
         if rec.want_running:
-            from .lifecycle import start_steps
-
             yield from start_steps(pm, rec.name)
     except Exception as e:
+        swap.rollback()
+        rec.cls, rec.metadata, rec.instance = before
         result.duration = time.perf_counter() - t0
         if rec.status != S.FAILED:
-            _fail(pm, rec, e, "retry")
+            fail(pm, rec, e, "retry")
+        result.notes.append("code rolled back to the version that failed before")
         return _failed(pm, rec, result, "retry", e, new_sources, rolled_back=False)
     rec.failed_hashes.clear()
     rec.error = None
     result.duration = time.perf_counter() - t0
     result.finished_at = time.time()
     rec.last_reload = result
-    pm._emit("reloaded", rec.name, duration=result.duration, version=rec.version, retried=True)
+    pm.emit("reloaded", rec.name, duration=result.duration, version=rec.version, retried=True)
     return result

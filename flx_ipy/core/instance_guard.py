@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .codeswap import KEEP_MARK
+
 _MISSING = object()
 
 
@@ -100,17 +102,17 @@ class InstanceGuard:
         return prev if prev is not _MISSING else _next_in_mro(self.cls, name)
 
     def _make_setattr(self) -> Any:
-        guard, base = self, self._base("__setattr__")
+        guard, base, gate = self, self._base("__setattr__"), self._open
 
         def __setattr__(obj: Any, name: str, value: Any) -> None:
             if obj is guard.instance:
                 if guard.in_hook_thread():
                     guard.written[name] = value
-                elif not guard._open.is_set():  # a read-modify-write that began before the gate closed
-                    guard._open.wait(guard.max_wait)
+                elif not gate.is_set():  # a read-modify-write that began before the gate closed
+                    gate.wait(guard.max_wait)
             base(obj, name, value)
 
-        __setattr__._flx_guard = True  # type: ignore[attr-defined]
+        setattr(__setattr__, KEEP_MARK, True)
         return __setattr__
 
     def _make_delattr(self) -> Any:
@@ -121,18 +123,18 @@ class InstanceGuard:
                 guard.written[name] = _MISSING
             base(obj, name)
 
-        __delattr__._flx_guard = True  # type: ignore[attr-defined]
+        setattr(__delattr__, KEEP_MARK, True)
         return __delattr__
 
     def _make_getattribute(self) -> Any:
-        guard, base = self, self._base("__getattribute__")
+        guard, base, gate = self, self._base("__getattribute__"), self._open
 
         def __getattribute__(obj: Any, name: str) -> Any:
-            if not guard._open.is_set() and not guard.in_hook_thread():
-                guard._open.wait(guard.max_wait)
+            if not gate.is_set() and not guard.in_hook_thread():
+                gate.wait(guard.max_wait)
             return base(obj, name)
 
-        __getattribute__._flx_guard = True  # type: ignore[attr-defined]
+        setattr(__getattribute__, KEEP_MARK, True)
         return __getattribute__
 
     # ----------------------------------------------------------------- rollback

@@ -7,10 +7,16 @@ needs (``HookCall``) and receives their results. Two drivers run it:
 * ``drive_sync`` calls sync hooks inline and runs coroutines on the manager's **hook loop**,
   a daemon thread with its own asyncio loop. That works the same in plain Python, in terminal
   IPython and inside ipykernel's running loop, without nest-asyncio (archived; in ipykernel 7 it
-  silently drops messages — ``shared/notes/kernel-async.md``). The trade-off: a sync call from a
+  silently drops messages — ``docs/architecture.md``). The trade-off: a sync call from a
   kernel cell runs an ``async def`` hook on that other loop, so a hook that needs objects bound
   to the kernel's loop should be driven with the awaitable twin. Tasks a hook spawns keep
   running on the hook loop between cells.
+
+**The hook-call seam.** A ``HookRunner`` (``invoke`` / ``ainvoke`` one ``HookCall``) is the one
+place a plugin's code is entered; ``InProcess`` is the runner that calls it here. Operations
+never call a hook themselves, so a runtime that runs plugins elsewhere (a worker process) is a
+second ``HookRunner`` for the same ``HookCall`` — ``plugin``, ``hook`` and ``args`` say what to
+call; ``fn`` is only for the in-process runner — and every operation works unchanged on it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import HookError
 
@@ -169,6 +175,29 @@ async def adrive(steps: Generator[Any, Any, T], ainvoke: Callable[[Any], Awaitab
             value = await ainvoke(request)
         except BaseException as e:  # cancellation too: the operation gets to undo what it began
             error = e
+
+
+class HookRunner(Protocol):
+    """Runs one ``HookCall`` and returns the hook's result (or raises what it raised); a
+    timeout is a ``HookError`` (``describe_timeout``)."""
+
+    def invoke(self, call: HookCall) -> Any: ...
+
+    async def ainvoke(self, call: HookCall) -> Any: ...
+
+
+class InProcess:
+    """The runner for plugins in this process: sync hooks inline, ``async def`` hooks on the
+    hook loop (sync callers) or on the caller's loop (awaiting callers)."""
+
+    def __init__(self, hook_loop: HookLoop) -> None:
+        self.hook_loop = hook_loop
+
+    def invoke(self, call: HookCall) -> Any:
+        return invoke_sync(call, self.hook_loop)
+
+    async def ainvoke(self, call: HookCall) -> Any:
+        return await invoke_async(call)
 
 
 def drive_sync(steps: Steps[T], hook_loop: HookLoop) -> T:
