@@ -49,6 +49,7 @@ class Extension:
         self.magics: Any = None
         self.bridge: Any = None
         self.poller: Any = None
+        self._unsubscribe: Any = None
 
     def load(self) -> Extension:
         from . import magics as magics_mod
@@ -65,6 +66,10 @@ class Extension:
         ip.set_hook("complete_command", self.magics.complete, str_key="%plugin")
         if self.status is not None:
             self.status.attach()
+        self.scheduler.on_waiting = self._saves_waiting
+        self._unsubscribe = self.pm.subscribe(self._on_event)
+        if not self.in_kernel:
+            self.scheduler.on_applied = self._dim_line
         if self.in_kernel:
             self._attach_bridge()
             from .health_poll import HealthPoller
@@ -72,6 +77,22 @@ class Extension:
             self.poller = HealthPoller(self.pm, self.scheduler, self.magics.health_interval).start()
             self.magics.poller = self.poller
         return self
+
+    def _saves_waiting(self, count: int) -> None:
+        """Saves held back by a running cell become a manager event, so every UI can say so."""
+        self.pm.events.publish("saves_waiting", None, count=count)
+
+    def _on_event(self, ev: Any) -> None:
+        if ev.kind == "unloaded":
+            self.scheduler.forget(ev.plugin)  # a kept notice never names a plugin that is gone
+
+    def _dim_line(self, results: list[Any], where: str) -> None:
+        """Terminal only: one dim line at the prompt per applied reload."""
+        from .prompt_notice import dim_line, reload_lines
+
+        color = getattr(self.ip, "colors", "NoColor") not in ("NoColor", "nocolor")
+        for line in reload_lines(results):
+            dim_line(line, color=color)
 
     def _attach_bridge(self) -> None:
         try:
@@ -97,6 +118,9 @@ class Extension:
             self.poller.stop()
             self.poller = None
         self.scheduler.uninstall()
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
         if rewrite_awaitable in ip.input_transformers_post:
             ip.input_transformers_post.remove(rewrite_awaitable)
         if self.magics is not None:

@@ -19,6 +19,7 @@ The protocol is :mod:`flx_ipy.protocol`, mirrored by ``labextension/src/protocol
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,8 @@ class LabBridge:
         return self._create_comm(**kwargs)
 
     def _announce(self) -> None:
+        if not frontend_may_listen():
+            return  # headless (nbclient, papermill): nobody registered the panel's target
         try:
             doorbell = self._new_comm(target_name=PANEL_TARGET, data=protocol.announce(__version__))
             doorbell.close()  # the panel answers with a comm of its own; keep nothing here
@@ -211,3 +214,18 @@ class LabBridge:
             return True, "refreshed"
         assert plugin is not None  # parse_client_message checked it
         return run_action(pm, name, plugin, origin="labextension")
+
+
+def frontend_may_listen() -> bool:
+    """Whether a side panel may be listening for the doorbell.
+
+    A kernel that Jupyter Server started for a notebook or console (JupyterLab, Notebook 7) has
+    ``JPY_SESSION_NAME`` set; nbclient, papermill and nbconvert start kernels through
+    jupyter_client alone, and there a comm to ``flx_ipy.panel`` only makes nbclient log "No
+    handler found for comm target". ``FLX_IPY_ANNOUNCE=1`` / ``=0`` overrides. A panel opened
+    later connects on its own either way; the doorbell only speeds up ``%load_ext``.
+    """
+    forced = os.environ.get("FLX_IPY_ANNOUNCE", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return bool(os.environ.get("JPY_SESSION_NAME"))

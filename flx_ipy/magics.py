@@ -35,7 +35,7 @@ from .core.steps import adrive, drive
 
 log = logging.getLogger("flx_ipy")
 
-__all__ = ["PluginMagics", "arun", "rewrite_awaitable"]
+__all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
                "health", "state", "get", "panel", "log", "error", "validate", "sync", "audit", "verify",
@@ -146,7 +146,7 @@ class PluginMagics(Magics):
             self.arm_watch(pm.watched_paths)
 
     def arm_watch(self, paths: list[str] | None) -> Any:
-        applier = self.scheduler.applier if self.scheduler is not None else None
+        applier = self.scheduler.save_applier if self.scheduler is not None else None
         return self.pm.watch(paths, applier=applier, debounce=self.debounce, step=self.step,
                              settle=self.settle)
 
@@ -209,7 +209,7 @@ class PluginMagics(Magics):
         except ValueError as e:
             raise UsageError(f"%plugin: cannot parse {line!r}: {e}") from None
         if not words or words[0] == "help" or "-h" in words or "--help" in words:
-            print(self.plugin.__doc__)
+            print(help_text(self.plugin.__doc__))
             return None
         args = parse_argstring(self.plugin, line)
         if args.command not in SUBCOMMANDS:
@@ -274,7 +274,7 @@ class PluginMagics(Magics):
         return list(args.args)
 
     def _cmd_help(self, args: Any) -> None:
-        print(self.plugin.__doc__)
+        print(help_text(self.plugin.__doc__))
 
     def _cmd_discover(self, args: Any) -> display.Table:
         dirs = [os.path.abspath(os.path.expanduser(d)) for d in args.args]
@@ -349,9 +349,17 @@ class PluginMagics(Magics):
         else:
             self.arm_watch(None)
         n = len(self.pm.watched_paths)
-        print(f"watching {n} folder{'s' if n != 1 else ''}: {', '.join(self.pm.watched_paths)} — a save is "
-              "applied at once while idle, after the running cell otherwise")
+        folders = ", ".join(self.pm.watched_paths)
+        print(f"watching {n} folder{'s' if n != 1 else ''}: {folders} — {self._when_applied()}")
         self._show_status()
+
+    def _when_applied(self) -> str:
+        """The truth about when a save is applied here: a terminal prompt runs no event loop
+        unless ``%gui asyncio`` is on, so only the next command can apply it."""
+        if self.scheduler is None or self.scheduler.idle_loop() is not None:
+            return "a save is applied at once while idle, after the running cell otherwise"
+        return ("a save is applied just before your next command runs (this prompt runs no event loop); "
+                "run `%gui asyncio` to apply saves at once while the prompt waits")
 
     def _watch_more(self, paths: list[str]) -> None:
         current = self.pm.watched_paths if self.pm.watching else self.pm.watch_roots()
@@ -374,7 +382,7 @@ class PluginMagics(Magics):
 
     def _cmd_state(self, args: Any) -> Command:
         (name,) = self._names(args, "state")[:1]
-        return (yield ("state", (name,)))
+        return display.state_view(name, (yield ("state", (name,))))
 
     def _cmd_get(self, args: Any) -> Any:
         (name,) = self._names(args, "get")[:1]
@@ -490,6 +498,23 @@ class PluginMagics(Magics):
             if names:
                 return names
         raise TryNext
+
+
+def help_text(doc: str | None) -> str:
+    """``%plugin --help`` as plain text: the docstring (and argparse's usage block) without
+    reST markup — no ``::`` block markers, no double backticks."""
+    out: list[str] = []
+    for line in inspect.cleandoc(doc or "").splitlines():
+        if line.strip() == "::":
+            continue
+        line = line.replace("``", "")
+        if not line.strip() and out and not out[-1].strip():
+            continue
+        out.append(line.rstrip())
+    text = "\n".join(out).strip()
+    if text.startswith("%plugin ["):
+        text = "usage: " + text
+    return text
 
 
 # --------------------------------------------------------------------- top-level awaiting

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = "1.1"  # 1.1: PluginView.signature
+PROTOCOL_VERSION = "1.1"  # 1.1: ReloadView.note, WatcherView.saves_waiting, PluginView.signature
 
 #: Comm target the kernel registers; the panel opens comms to it.
 KERNEL_TARGET = "flx_ipy"
@@ -43,6 +43,26 @@ ActionName = Literal["start", "stop", "reload", "unload", "refresh"]
 ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh")
 #: Actions that need a plugin name (``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
+
+#: What the manager accepts per lifecycle state — the one table both UIs enable buttons from
+#: (``labextension/src/protocol.ts`` mirrors it). The manager refuses the rest: ``reload`` of a
+#: failed plugin (fix the file and save, or start it), anything while ``reloading``, ``stop``
+#: of a plugin that is not running, ``start`` of a running one.
+ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "discovered": (),
+    "loaded": ("start", "reload", "unload"),
+    "initialized": ("start", "reload", "unload"),
+    "running": ("stop", "reload", "unload"),
+    "stopped": ("start", "reload", "unload"),
+    "failed": ("start", "unload"),
+    "reloading": (),
+    "unloaded": (),
+}
+
+
+def allowed_actions(state: object) -> tuple[str, ...]:
+    """The plugin actions the manager accepts in ``state`` (a lifecycle name or state)."""
+    return ALLOWED_ACTIONS.get(str(state), ())
 
 
 # --- the state a UI shows -----------------------------------------------------------------
@@ -62,6 +82,7 @@ class ReloadView(TypedDict):
     error: str | None
     duration_ms: float | None
     finished_at: float | None  # epoch seconds
+    note: str | None  # e.g. "source matches the running version" (a kept failure was cleared)
 
 
 class SignatureView(TypedDict):
@@ -90,6 +111,9 @@ class PluginView(TypedDict):
 class WatcherView(TypedDict):
     watching: bool
     paths: list[str]
+    #: settled saves queued until the running cell ends (0 when idle): "1 save waiting for the
+    #: running cell". Changes arrive as ``saves_waiting`` events (details: ``count``).
+    saves_waiting: int
 
 
 class EventView(TypedDict):

@@ -22,7 +22,12 @@ So:
   the next cell runs (the fallback).
 
 Failures applied in the background are kept as one-line notices, printed at the start of the
-next cell (``pre_run_cell``: not for silent executes, whose output nobody sees).
+next cell (``pre_run_cell``: not for silent executes, whose output nobody sees). A notice about
+a plugin that has since been unloaded is dropped (:meth:`ReloadScheduler.forget`).
+
+A save queued while a cell runs is counted (``saves_waiting``) and announced through
+``on_waiting(count)`` — the extension turns it into a ``saves_waiting`` manager event, so the
+panels and the status line say "1 save waiting for the running cell" until it is applied.
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ class ReloadScheduler:
         self._pending: deque[Callable[[], Any]] = deque()
         self._notices: dict[str, str] = {}
         self._installed = False
+        #: called with the number of saves held back by a running cell (0 once applied)
+        self.on_waiting: Callable[[int], Any] | None = None
+        #: called with each applied batch's results and where it ran ("idle", "after cell", ...)
+        self.on_applied: Callable[[list[Any], str], Any] | None = None
+        self._saves_waiting = 0
         #: counters for tests and diagnostics: changes received, batches applied, and where
         self.handed = 0
         self.applied = 0
@@ -102,6 +112,7 @@ class ReloadScheduler:
         self._installed = False
         with self._cond:
             self._pending.clear()
+            self._saves_waiting = 0
             self._cond.notify_all()
 
     # ----------------------------------------------------------------- state
@@ -142,6 +153,37 @@ class ReloadScheduler:
                 loop.call_soon_threadsafe(self.drain, "idle")
             except RuntimeError:  # the loop is closed: the kernel is shutting down
                 pass
+
+    def save_applier(self, fn: Callable[[], Any]) -> None:
+        """The watcher's applier: :meth:`applier`, and a save that must wait for a running cell
+        is counted and announced (a queued click is the panel's to show, not counted here)."""
+        with self._cond:
+            waiting = self._running > 0
+            if waiting:
+                self._saves_waiting += 1
+            count = self._saves_waiting
+        if waiting:
+            self._announce_waiting(count)
+        self.applier(fn)
+
+    @property
+    def saves_waiting(self) -> int:
+        with self._cond:
+            return self._saves_waiting
+
+    def _announce_waiting(self, count: int) -> None:
+        if self.on_waiting is not None:
+            try:
+                self.on_waiting(count)
+            except Exception:
+                log.debug("flx_ipy: saves-waiting callback failed", exc_info=True)
+
+    def forget(self, plugin: str | None) -> None:
+        """Drop the kept notice about ``plugin`` (it was unloaded: never name a plugin that is gone)."""
+        if plugin is None:
+            return
+        with self._cond:
+            self._notices.pop(plugin, None)
 
     def drain(self, where: str = "idle") -> int:
         """Apply everything queued if no cell runs (on the calling thread); else leave it for
@@ -220,6 +262,10 @@ class ReloadScheduler:
         return batch
 
     def _apply(self, batch: list[Callable[[], Any]], where: str) -> int:
+        with self._cond:  # the batch is claimed: no save waits any more, it is being applied
+            had_waiting, self._saves_waiting = self._saves_waiting, 0
+        if had_waiting:
+            self._announce_waiting(0)
         try:
             for fn in batch:
                 try:
@@ -230,6 +276,11 @@ class ReloadScheduler:
                                      "the details")
                     continue
                 self._review(results or [])
+                if self.on_applied is not None and results:
+                    try:
+                        self.on_applied(list(results), where)
+                    except Exception:
+                        log.debug("flx_ipy: applied-callback failed", exc_info=True)
             self.applied += 1
             self.last_where = where
             self.last_thread = threading.current_thread().name

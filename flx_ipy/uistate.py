@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
-from . import protocol
+from . import protocol, wording
 from ._version import __version__
 from .protocol import (
     DeltaMsg,
@@ -39,6 +39,8 @@ Listener = Callable[[Any], None]  # receives SnapshotMsg then DeltaMsg, ...
 
 #: Events that change no row and no watcher: they only enter the log.
 _LOG_ONLY = frozenset({"discovered", "dependency_reloaded", "operation_failed", "audit_failed"})
+#: Events about the watcher, not a plugin
+_WATCHER = frozenset({"watch_started", "watch_stopped", "saves_waiting"})
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -66,12 +68,17 @@ def reload_view(result: Any) -> ReloadView | None:
     duration = _get(result, "duration")
     finished = _get(result, "finished_at")
     error = _get(result, "error")
+    ok = bool(_get(result, "ok", False))
+    notes = list(_get(result, "notes", None) or [])
+    # a result that re-ran nothing but says why (a kept failure cleared) shows that, not "ok in 0 ms"
+    note = str(notes[0]) if ok and notes and not _get(result, "modules", None) else None
     return ReloadView(
-        ok=bool(_get(result, "ok", False)),
+        ok=ok,
         rolled_back=bool(_get(result, "rolled_back", False)),
         error=str(error) if error else None,
         duration_ms=round(float(duration) * 1000, 3) if duration is not None else None,
         finished_at=float(finished) if finished else None,
+        note=note,
     )
 
 
@@ -111,27 +118,41 @@ def _ms(seconds: Any) -> str:
 
 
 def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
-    """One human line per event, as the panel's and the dashboard's event log show it."""
+    """One human line per event: the panel's and the dashboard's event log, ``%plugin log`` and
+    the status line all say it this way (phrases from :mod:`flx_ipy.wording`)."""
     who = plugin or "flx_ipy"
     err = details.get("error")
+    phase = details.get("phase")
     if kind == "loaded":
         version = details.get("version")
         return f"{who} {version} loaded" if version else f"{who} loaded"
     if kind == "failed":
-        return f"{who} failed" + (f": {err}" if err else "")
+        text = str(err or "")
+        if phase and text.startswith(f"{phase} failed"):
+            return f"{who} {text}"  # the kept error already says what failed
+        return f"{who} " + wording.failure_text(None, text or None, details.get("where"))
     if kind == "reloading":
         return f"{who} reloading…"
     if kind == "reloaded":
         version = details.get("version")
         prev = details.get("previous_version")
-        change = f" ({prev} → {version})" if prev and version and prev != version else ""
+        if prev and version and prev != version:
+            change = f" (from {prev} to {version})"
+        elif version:
+            change = f" (still {version})"
+        else:
+            change = ""
         return f"{who} reloaded{_ms(details.get('duration'))}{change}"
     if kind == "reload_failed":
-        phase = details.get("phase")
-        where = details.get("where")
-        tail = " — previous version still running" if details.get("rolled_back") else ""
-        return (f"{who} reload failed" + (f" in {phase}" if phase else "") + (f" at {where}" if where else "")
-                + (f": {err}" if err else "") + tail)
+        if details.get("message"):
+            return f"{who} {details['message']}"  # the row's kept error, word for word
+        return f"{who} " + wording.failure_text(phase, err, details.get("where"), reload=True,
+                                                rolled_back=bool(details.get("rolled_back")))
+    if kind == "error_cleared":
+        return f"{who}: error cleared — {details.get('reason') or 'fixed'}"
+    if kind == "saves_waiting":
+        count = int(details.get("count") or 0)
+        return wording.waiting_text(count) if count else "waiting saves applied"
     if kind == "health_changed":
         message = details.get("message")
         return f"{who} health: {details.get('status', 'unknown')}" + (f" — {message}" if message else "")
@@ -216,7 +237,7 @@ class UIState:
         self.flx_version = flx_version
         self._lock = threading.RLock()
         self._rows: dict[str, PluginView] = {}
-        self._watcher = WatcherView(watching=False, paths=[])
+        self._watcher = WatcherView(watching=False, paths=[], saves_waiting=0)
         self._events: deque[EventView] = deque(maxlen=max_events)
         self._before_reload: dict[str, LifecycleName] = {}
         self._seq = 0
@@ -284,7 +305,7 @@ class UIState:
             return StateView(
                 seq=self._seq,
                 plugins=[dict(self._rows[n]) for n in sorted(self._rows)],  # type: ignore[misc]
-                watcher=WatcherView(watching=self._watcher["watching"], paths=list(self._watcher["paths"])),
+                watcher=self._watcher_copy(),
                 events=list(self._events),
                 flx_version=self.flx_version,
             )
@@ -316,14 +337,23 @@ class UIState:
 
     def _fold(self, ev: EventView) -> tuple[list[PluginView], list[str], WatcherView | None]:
         kind, name, details = ev["kind"], ev["plugin"], ev["details"]
-        if kind in ("watch_started", "watch_stopped"):
+        if kind in _WATCHER:
+            waiting = self._watcher["saves_waiting"]
+            if kind == "saves_waiting":
+                waiting = max(0, int(details.get("count") or 0))
+            elif kind == "watch_stopped":
+                waiting = 0
             if self.manager is not None:
-                self._watcher = self._manager_watcher()
+                self._watcher = self._manager_watcher(waiting)
             elif kind == "watch_started":
-                self._watcher = WatcherView(watching=True, paths=[str(p) for p in details.get("paths") or []])
+                self._watcher = WatcherView(watching=True, paths=[str(p) for p in details.get("paths") or []],
+                                            saves_waiting=waiting)
+            elif kind == "watch_stopped":
+                self._watcher = WatcherView(watching=False, paths=[], saves_waiting=0)
             else:
-                self._watcher = WatcherView(watching=False, paths=[])
-            return [], [], WatcherView(watching=self._watcher["watching"], paths=list(self._watcher["paths"]))
+                self._watcher = WatcherView(watching=self._watcher["watching"], paths=list(self._watcher["paths"]),
+                                            saves_waiting=waiting)
+            return [], [], self._watcher_copy()
         if name is None or kind in _LOG_ONLY:
             return [], [], None
         if self.manager is not None:
@@ -354,9 +384,17 @@ class UIState:
         if kind in states:
             row["state"] = states[kind]
             row["error"] = None
+            # a verdict describes one run (core.health_rules): a new state forgets it
+            row["health"] = None if kind == "started" else health_view(
+                {"status": "unknown", "message": f"not running ({states[kind]})", "checked_at": when})
         elif kind == "failed":
             row["state"] = "failed"
             row["error"] = str(details.get("error") or "failed")
+            row["health"] = health_view({"status": "unhealthy", "message": row["error"], "checked_at": when})
+        elif kind == "error_cleared":
+            row["error"] = None
+            row["last_reload"] = ReloadView(ok=True, rolled_back=False, error=None, duration_ms=None,
+                                            finished_at=when, note=str(details.get("reason") or "") or None)
         elif kind == "reloading":
             self._before_reload[name] = row["state"]
             row["state"] = "reloading"
@@ -367,14 +405,14 @@ class UIState:
                 ok=True, rolled_back=False, error=None,
                 duration_ms=round(float(details["duration"]) * 1000, 3) if details.get("duration") is not None
                 else None,
-                finished_at=when)
+                finished_at=when, note=None)
         elif kind == "reload_failed":
             fallback: LifecycleName = row["state"] if row["state"] != "reloading" else "running"
             row["state"] = self._before_reload.pop(name, fallback)
             error = str(details.get("error") or "reload failed")
             row["error"] = error
             row["last_reload"] = ReloadView(ok=False, rolled_back=bool(details.get("rolled_back")),
-                                            error=error, duration_ms=None, finished_at=when)
+                                            error=error, duration_ms=None, finished_at=when, note=None)
         elif kind == "health_changed":
             row["health"] = health_view({"status": details.get("status", "unknown"),
                                          "message": details.get("message", ""), "checked_at": when})
@@ -383,10 +421,18 @@ class UIState:
 
     # --- manager helpers ---------------------------------------------------------------------
 
-    def _manager_watcher(self) -> WatcherView:
+    def _manager_watcher(self, waiting: int | None = None) -> WatcherView:
         pm = self.manager
-        return WatcherView(watching=bool(getattr(pm, "watching", False)),
-                           paths=[str(p) for p in (getattr(pm, "watched_paths", None) or [])])
+        watching = bool(getattr(pm, "watching", False))
+        if waiting is None:
+            waiting = self._watcher["saves_waiting"] if hasattr(self, "_watcher") else 0
+        return WatcherView(watching=watching,
+                           paths=[str(p) for p in (getattr(pm, "watched_paths", None) or [])],
+                           saves_waiting=waiting if watching else 0)
+
+    def _watcher_copy(self) -> WatcherView:
+        w = self._watcher
+        return WatcherView(watching=w["watching"], paths=list(w["paths"]), saves_waiting=w["saves_waiting"])
 
     def _load_from_manager(self) -> None:
         pm = self.manager
@@ -399,4 +445,7 @@ class UIState:
                     self._events.append(view)
                     self._seq = view["seq"]
             self._rows = {name: plugin_view(rec) for name, rec in pm.plugins.items()}
-            self._watcher = self._manager_watcher()
+            # a UI attaching while a cell holds saves back learns the count from the history
+            last = next((e for e in reversed(history) if e.kind in ("saves_waiting", "watch_stopped")), None)
+            waiting = int(last.details.get("count") or 0) if last is not None and last.kind == "saves_waiting" else 0
+            self._watcher = self._manager_watcher(waiting)

@@ -39,6 +39,8 @@ STACK = [
     "events",
     "settle",
     "discovery",
+    "health_rules",
+    "recovery",
     "registry",
     "lifecycle",
     "transaction",

@@ -340,7 +340,7 @@ def test_background_failure_is_noticed_once_in_the_next_cell(ip: Any, counter: P
     assert "%plugin error counter" in lines[0]
     run(ip, "x = 2")
     assert "reload failed" not in capsys.readouterr().err  # said once
-    assert "reload_failed" in repr(ip.run_line_magic("plugin", "log"))
+    assert "reload failed" in repr(ip.run_line_magic("plugin", "log"))
     assert ip.pm.status("counter") == "running"
 
 
@@ -384,3 +384,100 @@ def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> No
         shell.run_cell("%plugin unload expand_me").raise_error()
     finally:
         shell.run_line_magic("unload_ext", "flx_ipy")
+
+
+# ------------------------------------------------------------------------- issue 11: the truth in a shell
+def test_watch_without_a_loop_says_when_a_save_is_applied(ip: Any, counter: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("plugin", f"load {counter} --start")
+    capsys.readouterr()
+    run(ip, "%plugin watch")
+    out = capsys.readouterr().out
+    assert "applied at once while idle" not in out  # false at a plain prompt
+    assert "before your next command runs" in out and "%gui asyncio" in out
+
+
+def test_a_save_back_to_the_running_version_clears_the_notice(ip: Any, counter: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("plugin", f"load {counter} --start")
+    run(ip, "%plugin watch")
+    sched = current().scheduler  # type: ignore[union-attr]
+    good = counter.read_text()
+    handed = sched.handed
+    write_plugin(counter, good + "\n    def oops(self:\n")
+    wait_for(lambda: sched.handed > handed, timeout=10)
+    run(ip, "x = 1")
+    assert ip.pm.plugins["counter"].error
+    handed = sched.handed
+    write_plugin(counter, good)  # undo + save
+    wait_for(lambda: sched.handed > handed, timeout=10)
+    capsys.readouterr()
+    run(ip, "x = 2")
+    assert ip.pm.plugins["counter"].error is None
+    assert "! counter" not in repr(ip.run_line_magic("plugin", "list"))
+    out = capsys.readouterr()
+    assert "reload failed" not in out.err
+    assert "error cleared — source matches the running version" in out.out  # the dim line at the prompt
+
+
+def test_dim_line_when_a_reload_applied_at_the_prompt(ip: Any, counter: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("plugin", f"load {counter} --start")
+    run(ip, "%plugin watch")
+    sched = current().scheduler  # type: ignore[union-attr]
+    handed = sched.handed
+    write_plugin(counter, plugin_source("counter", "1.1.0", HEALTH))
+    wait_for(lambda: sched.handed > handed, timeout=10)
+    capsys.readouterr()
+    run(ip, "x = 1")
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "flx_ipy:" in ln]
+    assert len(lines) == 1 and "counter: reloaded in" in lines[0], lines
+
+
+def test_unloading_drops_a_kept_notice(ip: Any, counter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("plugin", f"load {counter} --start")
+    run(ip, "%plugin watch")
+    sched = current().scheduler  # type: ignore[union-attr]
+    handed = sched.handed
+    write_plugin(counter, counter.read_text() + "\n    def oops(self:\n")
+    wait_for(lambda: sched.handed > handed, timeout=10)
+    sched.drain("test")  # applied, notice kept for the next cell
+    ip.run_line_magic("plugin", "unload counter")
+    capsys.readouterr()
+    run(ip, "x = 1")
+    assert "counter" not in capsys.readouterr().err  # never names a plugin that is gone
+
+
+def test_help_is_plain_text(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("plugin", "--help")
+    out = capsys.readouterr().out
+    assert "%plugin discover [DIR ...]" in out and "usage: %plugin" in out
+    assert "``" not in out and "::" not in out.replace("module:Class", "")
+
+
+def test_state_is_a_real_repr_or_real_json(ip: Any, tmp_path: Path) -> None:
+    path = write_plugin(tmp_path / "plugins" / "st_tally.py", plugin_source("tally", "1.0.0", """
+        def start(self):
+            self.items = ["a", 1]
+            self.name = "x"
+    """))
+    ip.run_line_magic("plugin", f"load {path} --start")
+    view = ip.run_line_magic("plugin", "state tally")
+    assert view["kind"] == "attributes"
+    text = repr(view)
+    assert "items = ['a', 1]" in text and "name  = 'x'" in text
+    assert '"' not in text  # no repr strings inside JSON quotes
+    kept = write_plugin(tmp_path / "plugins" / "st_keep.py", plugin_source("keep", "1.0.0", """
+        def start(self):
+            self.n = 3
+        def save_state(self):
+            return PluginState("keep", "1.0.0", runtime_data={"n": self.n})
+        def restore_state(self, state):
+            self.n = state.runtime_data["n"]
+    """))
+    ip.run_line_magic("plugin", f"load {kept} --start")
+    import json
+
+    text = repr(ip.run_line_magic("plugin", "state keep"))
+    body = text.split("\n", 1)[1]
+    assert json.loads(body)["runtime_data"] == {"n": 3}

@@ -128,9 +128,11 @@ def test_gui_asyncio_applies_at_the_prompt_with_no_cell_run(term: Terminal, tmp_
     started = wait_for(lambda: next((s for s in plugin.starts() if s[0] == "2.0.0"), None), timeout=15)
     assert started[1] == "MainThread" and started[2] == "0"
     assert term.n == 5  # no cell was typed since `%plugin watch`
-    assert "now two idle" in term.run("import flx_ipy; from flx_ipy.extension import current; "
-                                      "print('now', flx_ipy.get_manager().get('counter').tag(), "
-                                      "current().scheduler.last_where)")
+    out = term.run("import flx_ipy; from flx_ipy.extension import current; "
+                   "print('now', flx_ipy.get_manager().get('counter').tag(), current().scheduler.last_where)")
+    assert "now two idle" in out
+    # one dim line at the prompt said so, printed while the prompt waited (before this command)
+    assert "flx_ipy: counter: reloaded in" in out.split("import flx_ipy")[0], out
 
 
 def test_errors_and_help_in_the_terminal(term: Terminal, tmp_path: Path) -> None:
@@ -138,6 +140,9 @@ def test_errors_and_help_in_the_terminal(term: Terminal, tmp_path: Path) -> None
     load(term, plugin)
     out = term.run("%plugin start counter")
     assert "UsageError: counter is already running" in out and "Traceback" not in out
-    assert "%plugin discover [DIR ...]" in term.run("%plugin --help")
+    help_text = term.run("%plugin --help")
+    assert "%plugin discover [DIR ...]" in help_text and "``" not in help_text
+    watch = term.run("%plugin watch")  # a plain prompt runs no loop: say so, and how to change it
+    assert "before your next command runs" in watch and "%gui asyncio" in watch
     table: Any = term.run("%plugin list")
     assert re.search(r"counter\s+1\.0\.0\s+running", table)

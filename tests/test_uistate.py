@@ -47,7 +47,7 @@ def test_empty_snapshot(ui: UIState) -> None:
     snap = ui.snapshot()
     assert snap["plugins"] == []
     assert snap["events"] == []
-    assert snap["watcher"] == {"watching": False, "paths": []}
+    assert snap["watcher"] == {"watching": False, "paths": [], "saves_waiting": 0}
     assert snap["flx_version"]
 
 
@@ -230,11 +230,11 @@ def test_folding_without_a_manager() -> None:
     assert row["version"] == "1.1.0"
     assert row["error"] is None
     assert row["last_reload"] == {"ok": True, "rolled_back": False, "error": None, "duration_ms": 2.0,
-                                  "finished_at": pytest.approx(row["last_reload"]["finished_at"])}
+                                  "finished_at": pytest.approx(row["last_reload"]["finished_at"]), "note": None}
     bus.publish("watch_started", None, paths=["/a", "/b"])
-    assert ui.snapshot()["watcher"] == {"watching": True, "paths": ["/a", "/b"]}
+    assert ui.snapshot()["watcher"] == {"watching": True, "paths": ["/a", "/b"], "saves_waiting": 0}
     bus.publish("watch_stopped", None)
-    assert ui.snapshot()["watcher"] == {"watching": False, "paths": []}
+    assert ui.snapshot()["watcher"] == {"watching": False, "paths": [], "saves_waiting": 0}
     bus.publish("unloaded", "clock")
     assert ui.snapshot()["plugins"] == []
 
@@ -252,7 +252,7 @@ def test_repeated_events_are_folded_once() -> None:
     ("kind", "details", "expected"),
     [
         ("reloaded", {"duration": 0.0021, "version": "1.1", "previous_version": "1.0"},
-         "counter reloaded in 2.1 ms (1.0 → 1.1)"),
+         "counter reloaded in 2.1 ms (from 1.0 to 1.1)"),
         ("reload_failed", {"phase": "compile", "error": "SyntaxError: x", "rolled_back": True},
          "counter reload failed in compile: SyntaxError: x — previous version still running"),
         ("health_changed", {"status": "degraded", "message": "slow"}, "counter health: degraded — slow"),

@@ -109,6 +109,12 @@ def test_buttons_call_the_manager(pm: PluginManager, counter: Path, board: Dashb
     row.buttons["reload"].click()
     assert pm.plugins["counter"].version == "1.0.2" and "1.0.2" in row.version.value
     assert row.error.value == ""
+    row.buttons["unload"].click()  # unload throws state away: the first click only asks
+    assert "counter" in pm.plugins and row.confirming
+    assert row.buttons["unload"].description == "confirm unload" and row.cancel.layout.display == ""
+    row.cancel.click()
+    assert "counter" in pm.plugins and not row.confirming and row.cancel.layout.display == "none"
+    row.buttons["unload"].click()
     row.buttons["unload"].click()
     assert "counter" not in pm.plugins
     assert board.rows == {} and board.row_box.children == ()
@@ -141,6 +147,9 @@ def test_health_button_and_health_changes(pm: PluginManager, counter: Path, boar
     row = board.rows["counter"]
     board.health_button.click()
     assert "flx-health-healthy" in row.health.value and "ticking" in row.health.value
+    assert "checked 1 plugin just now" in board.message.value and "1 changed" in board.message.value
+    board.health_button.click()  # nothing changed: it still says the checks ran
+    assert "checked 1 plugin just now" in board.message.value and "no change" in board.message.value
     bump(counter, "1.0.1", 'def health_check(self):\n    return HealthStatus.degraded("slow disk")\n')
     pm.reload("counter")
     pm.health("counter")
@@ -237,7 +246,8 @@ def test_text_fallback_shows_rolled_back_reload(pm: PluginManager, counter: Path
 
 
 def test_badge_colours_per_state() -> None:
-    assert "#f9a825" in render.badge_html("reloading")  # amber
+    assert "--jp-warn-color1" in render.badge_html("reloading")  # the theme's warning colour
+    assert "#ef6c00" in render.badge_html("reloading")  # and its light fallback (saved notebooks)
     assert "#1565c0" in render.badge_html("initialized")  # blue, as loaded
     assert "flx-state-odd" in render.badge_html("odd")  # unknown states still render
 
@@ -259,3 +269,24 @@ def test_importing_the_package_loads_no_ipywidgets_and_dashboard_stays_a_functio
     code = ("import sys, flx_ipy, flx_ipy.widgets as fw; assert 'ipywidgets' not in sys.modules; "
             "import flx_ipy.widgets.board; assert callable(fw.dashboard) and not isinstance(fw.dashboard, type(sys))")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_buttons_follow_the_protocols_table_of_allowed_actions(pm: PluginManager, make_plugin: Any,
+                                                               board: Dashboard) -> None:
+    """One table (protocol.ALLOWED_ACTIONS) decides; a failed plugin offers no reload, which
+    the manager would refuse."""
+    from flx_ipy.protocol import ALLOWED_ACTIONS, allowed_actions
+
+    path = make_plugin("bad", "def start(self):\n    raise RuntimeError('no database')\n", cls="Bad")
+    pm.load(str(path))
+    row = board.rows["bad"]
+    assert {a for a, b in row.buttons.items() if not b.disabled} == set(ALLOWED_ACTIONS["loaded"])
+    with pytest.raises(Exception, match="no database"):
+        pm.start("bad")
+    assert pm.status("bad") == "failed"
+    assert row.buttons["reload"].disabled and "not possible" in row.buttons["reload"].tooltip
+    assert allowed_actions("failed") == ("start", "unload")
+    with pytest.raises(Exception, match="not reloaded"):
+        pm.reload("bad")  # the table says what the manager really does
+    for state, actions in ALLOWED_ACTIONS.items():
+        assert set(actions) <= {"start", "stop", "reload", "unload"}, state

@@ -99,6 +99,8 @@ def one_line(exc: BaseException) -> str:
     ``Type: first line`` (a plugin's multi-line message would break a table row)."""
     if isinstance(exc, FlxError):
         return str(exc)
+    if isinstance(exc, SyntaxError) and exc.msg:  # its str() repeats the location we add
+        return f"{type(exc).__name__}: {exc.msg}"
     msg = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 

@@ -26,6 +26,8 @@ KINDS = (
     "discovered", "loaded", "initialized", "started", "stopped", "unloaded", "failed",
     "reloading", "reloaded", "reload_failed", "health_changed", "dependency_reloaded",
     "watch_started", "watch_stopped",
+    "error_cleared",  # a save back to the running version ended a kept reload failure (recovery.py)
+    "saves_waiting",  # saves held back by a running cell (details: count; published by the IPython layer)
     # trust and audit (core/trust.py, core/audit.py): every refused operation is one too
     "signature_checked", "operation_failed", "audit_failed",
 )

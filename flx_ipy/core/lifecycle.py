@@ -35,6 +35,7 @@ from .errors import (
     plugin_traceback,
 )
 from .files import module_file, modules_under, norm, remember_source
+from .health_rules import without_check
 from .registry import PluginRecord, Registry
 from .steps import HookCall, Steps
 from .trust import Trust, gate_load
@@ -84,7 +85,7 @@ def fail(pm: Host, rec: PluginRecord, exc: BaseException, phase: str) -> None:
     rec.status = S.FAILED
     rec.exception = exc
     detail, where = plugin_traceback(exc, rec.files)
-    rec.error = f"{phase} failed: {one_line(exc)}" + (f" ({where})" if where else "")
+    rec.error = f"{phase} failed: {one_line(exc)}" + (f" at {where}" if where else "")
     rec.error_detail = detail
     pm.emit("failed", rec.name, phase=phase, error=rec.error, where=where)
 
@@ -364,12 +365,9 @@ def health_steps(pm: Host, name: str) -> Steps[HealthStatus]:
     ``unhealthy``. ``health_changed`` is emitted only on a change, so the panels are not
     flooded by the periodic checks."""
     rec = pm.record(name)
-    if rec.status == S.FAILED:
-        result = HealthStatus.unhealthy(rec.error or "failed")
-    elif rec.status not in (S.RUNNING, S.RELOADING):
-        result = HealthStatus.unknown(f"not running ({rec.status})")
-    elif not has_hook(rec.instance, "health_check"):
-        result = HealthStatus.healthy("running (no health_check)")
+    known = without_check(rec)  # one rule for checks and cached verdicts (health_rules.py)
+    if known is not None:
+        result = known
     else:
         call = hook_call(pm, rec, "health_check", timeout=pm.health_timeout, isolate=True)
         try:

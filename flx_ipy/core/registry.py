@@ -18,6 +18,8 @@ from typing import Any
 from .context import PluginContext
 from .errors import DependencyError
 from .files import file_digests, norm, source_hashes, under
+from .health_rules import run_key, without_check
+from .recovery import ends_kept_failure, recoverable_files
 from .types import HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 
 
@@ -41,7 +43,8 @@ class PluginRecord:
     error: str | None = None
     error_detail: str | None = None
     exception: BaseException | None = None
-    health: HealthStatus | None = None
+    #: the last verdict and the run it describes (see ``health``)
+    _health_cache: tuple[Any, HealthStatus | None] | None = field(default=None, repr=False)
     last_reload: ReloadResult | None = None
     reload_count: int = 0
     initialized: bool = False
@@ -54,6 +57,21 @@ class PluginRecord:
     files: set[str] = field(default_factory=set)
     #: the signature verdict on the code that runs (``trust.SignatureInfo``); None: policy off
     signature: Any = None
+
+    @property
+    def health(self) -> HealthStatus | None:
+        """The last health verdict of the current run; after a stop, a failure or a new start
+        the previous run's verdict is replaced by what needs no check (``health_rules``)."""
+        key = run_key(self)
+        cached = self._health_cache
+        if cached is None or cached[0] != key:
+            cached = (key, without_check(self))
+            self._health_cache = cached
+        return cached[1]
+
+    @health.setter
+    def health(self, value: HealthStatus | None) -> None:
+        self._health_cache = (run_key(self), value)
 
     @property
     def version(self) -> str:
@@ -120,21 +138,23 @@ class Registry(dict[str, PluginRecord]):
 
     def news(self, paths: Iterable[str]) -> list[str]:
         """Of ``paths`` (``norm``), those whose content on disk is news to a plugin owning them;
-        a save that leaves a file as it already runs does nothing at all."""
+        a save that leaves a file as it already runs does nothing at all — unless it ends a kept
+        reload failure (``recovery.py``: the file is back to the running version)."""
         out = []
         for path, d in file_digests(paths).items():
-            if any(r.owns(path) and r.is_news(path, d) for r in list(self.values())):
+            if any(r.owns(path) and (r.is_news(path, d) or ends_kept_failure(r)) for r in list(self.values())):
                 out.append(path)
         return out
 
     def pending_files(self) -> list[str]:
-        """Files of loaded plugins saved but not applied yet (``pm.pending_changes()``)."""
+        """Files of loaded plugins saved but not applied yet (``pm.pending_changes()``), and the
+        files whose save back to the running version would clear a kept failure (``recovery``)."""
         out: set[str] = set()
         for rec in list(self.values()):
             for path, d in file_digests(sorted(rec.watched_files())).items():
                 if rec.is_news(path, d):
                     out.add(path)
-        return sorted(out)
+        return sorted({*out, *recoverable_files(self.values())})
 
     # ----------------------------------------------------------------- dependencies
     def dependency_order(self, name: str) -> list[str]:

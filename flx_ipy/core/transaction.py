@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from . import graph as import_graph
+from . import recovery
 from .codeswap import CodeSwap
 from .errors import FlxError, InvalidStateError, one_line, plugin_traceback
 from .files import digest, module_file, norm, read, source_hashes
@@ -334,11 +335,11 @@ def _failed(pm: Host, rec: PluginRecord, result: ReloadResult, phase: str, error
             rec.failed_hashes[path] = digest(data)
     tail = "previous version still running" if rolled_back and rec.status == S.RUNNING else (
         "previous version kept" if rolled_back else "plugin failed")
-    rec.error = f"reload failed in {phase}: {result.error}" + (f" ({where})" if where else "") + f" — {tail}"
+    rec.error = f"reload failed in {phase}: {result.error}" + (f" at {where}" if where else "") + f" — {tail}"
     rec.error_detail = detail
     rec.last_reload = result
     pm.emit("reload_failed", rec.name, phase=phase, error=result.error, where=where,
-             rolled_back=rolled_back)
+            rolled_back=rolled_back, message=rec.error)
     return result
 
 
@@ -347,8 +348,9 @@ def apply_changes_steps(pm: Host, paths: list[str], *, force: bool = False) -> S
 
     One batch: a module shared by several plugins is re-executed once (``batch_done``), and
     the bytes are read once (``new_sources``) so every plugin in the batch sees the same save.
-    A plugin for which the save is not news (``PluginRecord.is_news``) is skipped; a failed
-    plugin is retried instead of reloaded (``_retry_failed``)."""
+    A plugin for which the save is not news (``PluginRecord.is_news``) is skipped — after its kept
+    reload failure is cleared if its files are back to the running version (``recovery.clear``);
+    a failed plugin is retried instead of reloaded (``_retry_failed``)."""
     changed = {norm(p) for p in paths}
     new_sources: dict[str, bytes] = {}
     for p in changed:
@@ -365,6 +367,9 @@ def apply_changes_steps(pm: Host, paths: list[str], *, force: bool = False) -> S
         if not force and touched and all(
                 p in new_sources and not rec.is_news(p, digest(new_sources[p]), runs_stale=bool(batch_done))
                 for p in touched):
+            cleared = recovery.clear(pm, rec)  # back to the running version: the error ends
+            if cleared is not None:
+                results.append(cleared)
             continue  # a save that changes nothing (or the same broken content again)
         if rec.status == S.FAILED:
             results.append((yield from _retry_failed(pm, rec, new_sources)))

@@ -366,7 +366,7 @@ class ReloadResult:
         if self.ok:
             extra = f" ({'; '.join(self.notes)})" if self.notes else ""
             if not self.modules:
-                return f"{self.plugin}: unchanged"
+                return f"{self.plugin}: unchanged{extra}"
             same = "" if self.changed else " (source unchanged)"
             return f"{self.plugin}: reloaded in {ms}{same}{extra}"
         at = f" at {self.where}" if self.where else ""

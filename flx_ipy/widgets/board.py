@@ -30,13 +30,15 @@ import ipywidgets as w
 
 from ..protocol import DeltaMsg, EventView, PluginView, StateView
 from ..uistate import UIState, run_action
+from ..wording import PALETTE, one_line
 from . import render
 from .row import PluginRow, css_name
 
 log = logging.getLogger("flx_ipy")
 
-#: Always followed by ``reloaded`` or ``reload_failed`` within milliseconds: noise in the log.
-_NOT_LOGGED = frozenset({"reloading"})
+#: Noise in the log: ``reloading`` is always followed by its outcome within milliseconds, and
+#: ``saves_waiting`` is shown on the watcher line while it lasts.
+_NOT_LOGGED = frozenset({"reloading", "saves_waiting"})
 
 
 class Dashboard(w.VBox):
@@ -70,11 +72,15 @@ class Dashboard(w.VBox):
                              ("rows", self.row_box), ("empty", self.empty), ("latency", self.plot),
                              ("log", self.event_log)):
             widget.add_class(f"flx-part-{part}")
+        #: hidden while the kernel lives; says how to get a live dashboard back after a restart
+        self.restart_notice = w.HTML(render.restart_notice_html())
+        self.restart_notice.add_class("flx-part-restart")
         self.header.layout = w.Layout(flex="1 1 auto")
         self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
-        super().__init__([self._top, self.watcher, self.empty, self.row_box, self._bottom],
-                         layout=w.Layout(border="1px solid #e0e0e0", padding="6px 10px", width="100%"))
+        super().__init__([self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self._bottom],
+                         layout=w.Layout(border=f"1px solid {PALETTE['border']}", padding="6px 10px",
+                                         width="100%"))
         self.add_class("flx-dashboard")
         self.closed = False
         self.state = UIState(manager, max_events=max(50, log_size)).attach()
@@ -146,7 +152,7 @@ class Dashboard(w.VBox):
     def _redraw_lists(self) -> None:
         self.header.value = render.header_html(len(self.rows), self.state.flx_version)
         self.empty.value = ("" if self.rows else
-                            '<span class="flx-empty-text" style="color:#757575">no plugins loaded — '
+                            f'<span class="flx-empty-text" style="color:{render.MUTED}">no plugins loaded — '
                             "<code>%plugin load TARGET</code></span>")
         self.empty.layout.display = "none" if self.rows else ""
         self.plot.value = render.latency_svg(list(self._latencies))
@@ -163,15 +169,22 @@ class Dashboard(w.VBox):
     def run_action(self, name: str, action: str) -> tuple[bool, str]:
         """What a row's button does; returns ``(ok, one line)``. Never raises."""
         ok, text = run_action(self.manager, action, name)
-        return ok, text if ok else render.one_line(text)
+        return ok, text if ok else one_line(text)
 
     def check_health(self) -> None:
-        """Run every health check; changes arrive as ``health_changed`` events."""
+        """Run every health check; changes arrive as ``health_changed`` events. The message says
+        the checks ran even when nothing changed (a click must never look ignored)."""
+        events = getattr(self.manager, "events", None)
+        before = events.history(1)[-1].seq if events is not None and events.history(1) else 0
         try:
-            self.manager.health()
-            text = ""
+            results = self.manager.health()
         except Exception as e:
-            text = render.error_html(f"health check failed: {render.one_line(e)}")
+            text = render.error_html(f"health check failed: {one_line(e)}")
+        else:
+            changed = sum(1 for ev in (events.history() if events is not None else [])
+                          if ev.seq > before and ev.kind == "health_changed")
+            n = len(results) if isinstance(results, dict) else 1
+            text = render.checked_html(n, changed)
         with self.locked():
             self.message.value = text
 
@@ -206,8 +219,8 @@ class Dashboard(w.VBox):
         for row in list(self.rows.values()):
             row.close()
         self.rows.clear()
-        for widget in (self.header, self.health_button, self.message, self.watcher, self.empty, self.row_box,
-                       self.plot, self.event_log, self._top, self._bottom):
+        for widget in (self.restart_notice, self.header, self.health_button, self.message, self.watcher,
+                       self.empty, self.row_box, self.plot, self.event_log, self._top, self._bottom):
             widget.close()
         _shared.pop(id(self.manager), None)
         super().close()

@@ -5,8 +5,9 @@ static fallbacks (``text/plain`` for terminals and nbclient, ``text/html`` for s
 must say the same thing, and these functions are tested without any widget at all.
 
 Every fragment carries a stable ``flx-*`` CSS class so browser tests and users' CSS can find it;
-colours are inline, because a notebook's output area strips no inline style but has no
-stylesheet of ours.
+colours are inline JupyterLab theme variables (with a light fallback), because a notebook's output
+area strips no inline style but has no stylesheet of ours; wording, palette and clock are
+:mod:`flx_ipy.wording`'s, shared with ``%plugin list`` and the status line.
 """
 
 from __future__ import annotations
@@ -17,25 +18,21 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from .. import wording
 from ..protocol import EventView, HealthView, PluginView, ReloadView, StateView, WatcherView
+from ..wording import PALETTE, clock, fmt_ms, health_text, one_line, reload_text, watcher_text
 
-#: Badge colours per lifecycle state (background, text).
+#: Colours come from :mod:`flx_ipy.wording` (JupyterLab theme variables): one palette for the
+#: dashboard, ``%plugin list`` and the status line, light and dark.
 STATE_COLORS: dict[str, tuple[str, str]] = {
-    "running": ("#2e7d32", "#fff"),
-    "stopped": ("#757575", "#fff"),
-    "unloaded": ("#9e9e9e", "#fff"),
-    "failed": ("#c62828", "#fff"),
-    "reloading": ("#f9a825", "#212121"),
-    "loaded": ("#1565c0", "#fff"),
-    "initialized": ("#1565c0", "#fff"),
-    "discovered": ("#5c6bc0", "#fff"),
-}
-HEALTH_COLORS: dict[str, str] = {
-    "healthy": "#2e7d32", "degraded": "#ef6c00", "unhealthy": "#c62828", "unknown": "#9e9e9e",
-}
-OK_COLOR, FAIL_COLOR, MUTED = "#2e7d32", "#c62828", "#757575"
+    state: (wording.state_color(state), PALETTE["on_color"]) for state in wording.STATE_MEANING}
+HEALTH_COLORS: dict[str, str] = {status: wording.health_color(status) for status in wording.HEALTH_MEANING}
+OK_COLOR, FAIL_COLOR, MUTED, TEXT = PALETTE["ok"], PALETTE["fail"], PALETTE["muted"], PALETTE["text"]
+BORDER = PALETTE["border"]
 #: A cell keeps to one line; the full text is in its tooltip.
 ONE_LINE = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+#: Long text (an error, a rollback reason) wraps at word boundaries, never clipped mid-word.
+WRAP = "display:block;white-space:normal;overflow-wrap:anywhere;word-break:normal"
 
 
 class Latency(NamedTuple):
@@ -50,29 +47,11 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def one_line(text: Any, limit: int = 160) -> str:
-    """The first line of ``text``, shortened: rows never show a traceback."""
-    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def fmt_ms(ms: float | None) -> str:
-    if ms is None:
-        return "?"
-    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
-
-
-def clock(epoch: float | None) -> str:
-    if not epoch:
-        return ""
-    return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int((epoch % 1) * 1000):03d}"
-
-
 # --- one row -------------------------------------------------------------------------------
 
 
 def badge_html(state: str) -> str:
-    bg, fg = STATE_COLORS.get(state, ("#616161", "#fff"))
+    bg, fg = STATE_COLORS.get(state, (MUTED, PALETTE["on_color"]))
     return (f'<span class="flx-badge flx-state-{esc(state)}" title="lifecycle state" '
             f'style="display:inline-block;min-width:72px;text-align:center;padding:0 8px;line-height:20px;'
             f'border-radius:10px;background:{bg};color:{fg};font-size:12px;font-weight:600">'
@@ -111,12 +90,6 @@ def signature_html(sig: Any) -> str:
     return f' <span class="flx-signature" style="color:{color}">{esc(text)}</span>'
 
 
-def health_text(health: HealthView | None) -> str:
-    if health is None:
-        return "not checked"
-    return health["status"] + (f": {one_line(health['message'], 80)}" if health["message"] else "")
-
-
 def health_html(health: HealthView | None) -> str:
     status = health["status"] if health else "unknown"
     color = HEALTH_COLORS.get(status, MUTED)
@@ -125,41 +98,33 @@ def health_html(health: HealthView | None) -> str:
             f'<span style="color:{color}">●</span> {esc(health_text(health))}</span>')
 
 
-def reload_text(last: ReloadView | None) -> str:
-    if last is None:
-        return "never reloaded"
-    if last["ok"]:
-        return f"ok in {fmt_ms(last['duration_ms'])}"
-    why = one_line(last["error"] or "unknown error", 120)
-    return f"rolled back: {why}" if last["rolled_back"] else f"failed: {why}"
-
-
 def reload_html(last: ReloadView | None) -> str:
     if last is None:
         return f'<span class="flx-reload flx-reload-none" style="color:{MUTED};{ONE_LINE}">never reloaded</span>'
-    kind = "ok" if last["ok"] else ("rolled-back" if last["rolled_back"] else "failed")
+    kind = ("cleared" if last.get("note") else "ok") if last["ok"] else (
+        "rolled-back" if last["rolled_back"] else "failed")
     color = OK_COLOR if last["ok"] else FAIL_COLOR
     when = clock(last["finished_at"])
     tip = (last["error"] or reload_text(last)) + (f" (at {when})" if when else "")
-    return (f'<span class="flx-reload flx-reload-{kind}" title="{esc(tip)}" style="{ONE_LINE}">'
+    return (f'<span class="flx-reload flx-reload-{kind}" title="{esc(tip)}" style="{WRAP}">'
             f'<span style="color:{color}">{"✔" if last["ok"] else "↺"}</span> {esc(reload_text(last))}</span>')
+
+
+def checked_html(plugins: int, changed: int) -> str:
+    """What the *check health* button says once the checks ran."""
+    what = f"{changed} changed" if changed else "no change"
+    text = f"checked {plugins} plugin{'s' if plugins != 1 else ''} just now ({clock(time.time())}) — {what}"
+    return f'<span class="flx-checked" style="color:{MUTED};font-size:12px">{esc(text)}</span>'
 
 
 def error_html(message: str | None) -> str:
     if not message:
         return ""
     return (f'<span class="flx-row-error-text" title="{esc(message)}" '
-            f'style="color:{FAIL_COLOR};font-size:12px;{ONE_LINE}">⚠ {esc(one_line(message, 240))}</span>')
+            f'style="color:{FAIL_COLOR};font-size:12px;{WRAP}">⚠ {esc(one_line(message, 400))}</span>')
 
 
 # --- dashboard-wide parts ------------------------------------------------------------------
-
-
-def watcher_text(watcher: WatcherView) -> str:
-    if not watcher["watching"]:
-        return "not watching — `%plugin watch` reloads plugins when you save"
-    paths = watcher["paths"]
-    return f"watching {len(paths)} folder{'s' if len(paths) != 1 else ''}: " + ", ".join(paths)
 
 
 def watcher_html(watcher: WatcherView) -> str:
@@ -179,9 +144,9 @@ def log_html(events: Iterable[EventView], limit: int = 12) -> str:
     items = []
     for ev in list(events)[:limit]:
         bad = ev["kind"] in ("failed", "reload_failed")
-        color = FAIL_COLOR if bad else ("#212121" if ev["kind"] != "reloading" else MUTED)
+        color = FAIL_COLOR if bad else (TEXT if ev["kind"] != "reloading" else MUTED)
         items.append(f'<li class="flx-log-item flx-log-{esc(ev["kind"])}" title="{esc(ev["summary"])}" '
-                     f'style="color:{color};{ONE_LINE}">'
+                     f'style="color:{color};{WRAP}">'
                      f'<code style="color:{MUTED}">{esc(clock(ev["time"]))}</code> '
                      f'{esc(one_line(ev["summary"], 200))}</li>')
     if not items:
@@ -231,7 +196,7 @@ def latency_svg(points: Sequence[Latency], width: int = 300, height: int = 70) -
     p50 = ok_ms[len(ok_ms) // 2] if ok_ms else None
     caption = (f"reload latency, last {n}: p50 {fmt_ms(p50)}, max {fmt_ms(max(ok_ms) if ok_ms else None)}"
                + (f", {sum(1 for p in points if not p.ok)} rolled back" if any(not p.ok for p in points) else ""))
-    axis = (f'<line x1="34" y1="{height - 12}" x2="{width}" y2="{height - 12}" stroke="#bdbdbd"/>'
+    axis = (f'<line x1="34" y1="{height - 12}" x2="{width}" y2="{height - 12}" stroke="{BORDER}"/>'
             f'<text x="0" y="10" font-size="9" fill="{MUTED}">{esc(fmt_ms(top))}</text>'
             f'<text x="0" y="{height - 12}" font-size="9" fill="{MUTED}">0</text>')
     return (f'<div class="flx-latency"><div style="font-size:12px">{esc(caption)}</div>'
@@ -251,29 +216,57 @@ def _nice_ceiling(value: float) -> float:
     return float(10 ** (exp + 1))
 
 
+# --- after a kernel restart -------------------------------------------------------------------
+
+#: The dashboard's own stylesheet (inside a hidden HTML widget, so no labextension is needed):
+#: disabled buttons look disabled, and it says what happened once its kernel is gone.
+#: What the dashboard says once its kernel is gone. ipywidgets marks every view whose comm died
+#: with the class ``jupyter-widgets-disconnected`` (and draws a broken-link icon on each: about
+#: fifteen over one dashboard). This stylesheet travels inside the dashboard, so it works in any
+#: notebook frontend without our labextension: it hides those icons, greys the stale rows out
+#: and shows one plain sentence on how to get a live dashboard back.
+RESTART_TEXT = ("The kernel restarted, so this dashboard is no longer live: it shows the plugins as they "
+                "were before the restart. To get it back, run the notebook's cells again "
+                "(%load_ext flx_ipy, load your plugins, then %plugin panel).")
+
+
+def restart_notice_html() -> str:
+    d = ".flx-dashboard.jupyter-widgets-disconnected"
+    return (
+        "<style>"
+        # a disabled button must look disabled in every theme (ipywidgets' own dimming is faint
+        # on coloured buttons, dark theme especially)
+        ".flx-dashboard .flx-btn:disabled{opacity:.35;filter:grayscale(1);cursor:not-allowed;box-shadow:none}"
+        ".flx-dashboard .jupyter-widgets-disconnected::before{display:none !important}"
+        f"{d}::before{{display:none !important}}"
+        ".flx-dashboard .flx-restart-notice{display:none}"
+        f"{d} .flx-restart-notice{{display:block}}"
+        f"{d} > :not(.flx-part-restart){{opacity:.45;pointer-events:none}}"
+        "</style>"
+        f'<div class="flx-restart-notice" role="status" data-testid="flx-restart-notice" '
+        f'style="padding:4px 8px;margin:0 0 4px 0;border-left:3px solid {PALETTE["warn"]};'
+        f'color:{TEXT};{WRAP}">⟲ {esc(RESTART_TEXT)}</div>'
+    )
+
+
 # --- static fallbacks (no widget frontend) ---------------------------------------------------
 
 
 def render_text(state: StateView, events: int = 8) -> str:
-    """The dashboard as plain text: terminals, nbclient outputs, logs."""
+    """The dashboard as plain text (terminals, nbclient outputs, logs): the same table as
+    ``%plugin list`` (:func:`flx_ipy.display.views_table`), then the recent events."""
+    from ..display import views_table
+
     rows = state["plugins"]
-    lines = [f"flx_ipy plugins — {len(rows)} loaded · {watcher_text(state['watcher'])}"]
-    if rows:
-        table = [("NAME", "VERSION", "STATE", "HEALTH", "LAST RELOAD")]
-        table += [(r["name"], r["version"], r["state"], health_text(r["health"]), reload_text(r["last_reload"]))
-                  for r in rows]
-        widths = [min(max(len(t[i]) for t in table), 40) for i in range(4)]
-        for t in table:
-            lines.append("  " + "  ".join(c.ljust(w)[:w] for c, w in zip(t[:4], widths, strict=True)) + "  " + t[4])
-        for r in rows:
-            if r["error"]:
-                lines.append(f"  ! {r['name']}: {one_line(r['error'], 200)}")
-    else:
-        lines.append("  no plugins loaded — `%plugin load TARGET` (or pm.load(...))")
-    recent = list(reversed(state["events"]))[:events]
+    watcher = state["watcher"]
+    lines = [f"flx_ipy plugins — {len(rows)} loaded · {watcher_text(watcher)}"]
+    table = views_table(rows, watcher["paths"] if watcher["watching"] else [])
+    table.footer = ""  # the watcher is on the first line already
+    lines.append(table.text())
+    recent = [e for e in reversed(state["events"]) if e["kind"] not in ("reloading", "saves_waiting")][:events]
     if recent:
         lines.append("recent events (newest first):")
-        lines += [f"  {clock(e['time'])}  {one_line(e['summary'], 200)}" for e in recent]
+        lines += [f"  {clock(e['time'])}  {e['summary']}" for e in recent]
     return "\n".join(lines)
 
 
@@ -289,6 +282,10 @@ def render_html(state: StateView, events: int = 8) -> str:
         for r in rows
     ) or f'<tr><td colspan="5" {cell}>no plugins loaded — <code>%plugin load TARGET</code></td></tr>'
     recent = list(reversed(state["events"]))
+    snapshot_note = (f'<div class="flx-static-note" style="color:{MUTED};font-size:12px;{WRAP}">'
+                     f"a snapshot taken at {esc(clock(time.time()))}, not live — in a running kernel, "
+                     "<code>%plugin panel</code> shows the live dashboard</div>")
     return (f'<div class="flx-dashboard flx-dashboard-static">{header_html(len(rows), state["flx_version"])}'
+            f"{snapshot_note}"
             f'<br>{watcher_html(state["watcher"])}<table class="flx-rows" style="border-collapse:collapse">'
             f"{body}</table>{log_html(recent, events)}</div>")

@@ -5,7 +5,10 @@ The row owns no state: :meth:`PluginRow.update` redraws it from a :class:`~flx_i
 traitlets compares before it syncs, so a health tick does not resend the whole row.
 
 Buttons call ``on_action(name, action)``, supplied by the dashboard, which runs the manager and
-returns ``(ok, message)``; a failure is one line under the row, never a traceback.
+returns ``(ok, message)``; a failure is one line under the row, never a traceback. A button is
+enabled only where the manager accepts the action (:data:`flx_ipy.protocol.ALLOWED_ACTIONS`,
+the table the side panel uses too). *Unload* throws the plugin's state away, so its first click
+only asks: the button becomes "confirm unload" beside a "cancel", and the second click unloads.
 """
 
 from __future__ import annotations
@@ -15,18 +18,12 @@ from contextlib import AbstractContextManager, nullcontext
 
 import ipywidgets as w
 
-from ..protocol import PLUGIN_ACTIONS, PluginView
+from ..protocol import PLUGIN_ACTIONS, PluginView, allowed_actions
+from ..wording import one_line
 from . import render
 
 ActionRunner = Callable[[str, str], tuple[bool, str]]
 
-#: Which buttons make sense in which lifecycle state (the manager refuses the rest anyway).
-_ENABLED: dict[str, frozenset[str]] = {
-    "start": frozenset({"loaded", "initialized", "stopped", "failed"}),
-    "stop": frozenset({"running"}),
-    "reload": frozenset({"loaded", "initialized", "running", "stopped", "failed"}),
-    "unload": frozenset({"loaded", "initialized", "running", "stopped", "failed", "discovered"}),
-}
 _STYLES = {"start": "success", "stop": "", "reload": "info", "unload": "danger"}
 _ICONS = {"start": "play", "stop": "stop", "reload": "refresh", "unload": "trash"}
 
@@ -52,7 +49,8 @@ class PluginRow(w.VBox):
         self.version = w.HTML(layout=w.Layout(flex="0 0 72px"))
         self.health = w.HTML(layout=w.Layout(flex="0 0 180px", overflow="hidden"))
         self.last_reload = w.HTML(layout=w.Layout(flex="1 1 0", min_width="110px", overflow="hidden"))
-        self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px"))
+        # the error wraps under the row (never wider than it: no scrollbar of its own)
+        self.error = w.HTML(layout=w.Layout(margin="0 0 0 96px", width="auto", overflow="hidden"))
         self.buttons: dict[str, w.Button] = {}
         for action in PLUGIN_ACTIONS:
             button = w.Button(description=action, tooltip=f"{action} {self.name}", icon=_ICONS[action],
@@ -65,12 +63,19 @@ class PluginRow(w.VBox):
         for part, widget in (("badge", self.badge), ("name", self.title), ("version", self.version),
                              ("health", self.health), ("reload", self.last_reload), ("error", self.error)):
             widget.add_class(f"flx-cell-{part}")
-        self._button_box = w.HBox(list(self.buttons.values()), layout=w.Layout(flex="0 0 auto"))
+        self.confirming = False
+        self.cancel = w.Button(description="cancel", tooltip="keep the plugin loaded",
+                               layout=w.Layout(width="auto", height="26px", padding="0 8px", display="none"))
+        self.cancel.add_class("flx-btn")
+        self.cancel.add_class("flx-btn-cancel")
+        self.cancel.on_click(lambda _b: self.cancel_unload())
+        self._button_box = w.HBox([*self.buttons.values(), self.cancel], layout=w.Layout(flex="0 0 auto"))
         self._line = w.HBox([self.badge, self.title, self.version, self.health, self.last_reload,
                              self._button_box],
                             # narrow notebooks wrap the buttons under the row rather than clip them
                             layout=w.Layout(align_items="center", width="100%", flex_flow="row wrap"))
-        super().__init__([self._line, self.error], layout=w.Layout(border_bottom="1px solid #eee", padding="2px 0"))
+        super().__init__([self._line, self.error],
+                         layout=w.Layout(border_bottom=f"1px solid {render.BORDER}", padding="2px 0"))
         self.add_class("flx-row")
         self.add_class(f"flx-row-{css_name(self.name)}")
         self.view = view
@@ -87,16 +92,46 @@ class PluginRow(w.VBox):
         self.version.value = render.version_html(view["version"])
         self.health.value = render.health_html(view["health"])
         self.last_reload.value = render.reload_html(view["last_reload"])
+        allowed = allowed_actions(view["state"])
         for action, button in self.buttons.items():
-            button.disabled = view["state"] not in _ENABLED[action]
+            button.disabled = action not in allowed
+            if button.disabled:
+                button.tooltip = f"{action} is not possible while {self.name} is {view['state']}"
+            elif not (action == "unload" and self.confirming):
+                button.tooltip = f"{action} {self.name}"
+        if self.confirming and "unload" not in allowed:
+            self.cancel_unload()
         self._show_error()
 
     def _show_error(self) -> None:
         self.error.value = render.error_html(self._action_error or self._view_error)
         self.error.layout.display = "" if (self._action_error or self._view_error) else "none"
 
-    def act(self, action: str) -> bool:
-        """What a click does: run ``action`` on the manager; a failure becomes the row's error."""
+    def ask_unload(self) -> None:
+        """First click on *unload*: ask, because unloading throws the plugin's state away."""
+        with self._locked():
+            self.confirming = True
+            button = self.buttons["unload"]
+            button.description = "confirm unload"
+            button.tooltip = f"unloading {self.name} throws its state away; click again to unload"
+            self.cancel.layout.display = ""
+
+    def cancel_unload(self) -> None:
+        with self._locked():
+            self.confirming = False
+            button = self.buttons["unload"]
+            button.description = "unload"
+            button.tooltip = f"unload {self.name}"
+            self.cancel.layout.display = "none"
+
+    def act(self, action: str, *, confirmed: bool = False) -> bool:
+        """What a click does: run ``action`` on the manager; a failure becomes the row's error.
+        *Unload* needs a second click (or ``confirmed=True``); the first returns False."""
+        if action == "unload" and not (confirmed or self.confirming):
+            self.ask_unload()
+            return False
+        if action == "unload":
+            self.cancel_unload()
         self._acting = True
         try:
             ok, message = self._on_action(self.name, action)
@@ -105,12 +140,12 @@ class PluginRow(w.VBox):
         finally:
             self._acting = False
         with self._locked():  # the watcher thread may be redrawing this row right now
-            self._action_error = None if ok else render.one_line(message, 240)
+            self._action_error = None if ok else one_line(message, 240)
             self._show_error()
         return ok
 
     def close(self) -> None:
         for child in (self.badge, self.title, self.version, self.health, self.last_reload, self.error,
-                      *self.buttons.values(), self._button_box, self._line):
+                      *self.buttons.values(), self.cancel, self._button_box, self._line):
             child.close()
         super().close()

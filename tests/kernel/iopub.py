@@ -16,11 +16,14 @@ Predicate = Callable[[dict[str, Any]], bool]
 
 
 @contextmanager
-def running_kernel(cwd: Path) -> Iterator[tuple[Any, Any]]:
-    """A python3 kernel importing flx_ipy from this checkout; shut down at the end."""
+def running_kernel(cwd: Path, **extra_env: str) -> Iterator[tuple[Any, Any]]:
+    """A python3 kernel importing flx_ipy from this checkout; shut down at the end.
+    ``extra_env``: e.g. ``JPY_SESSION_NAME``, which Jupyter Server sets for a notebook's kernel."""
     from jupyter_client.manager import start_new_kernel
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("JPY_SESSION_NAME", None)  # headless unless the test says it is a server's kernel
+    env.update(extra_env)
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(cwd), env=env)
     try:
         yield km, kc

@@ -218,7 +218,7 @@ def test_a_broken_save_is_reported_and_the_old_version_keeps_running(kernel: Ker
     out = kernel.run("x = 1")
     assert "flx_ipy: counter: reload failed" in out and "%plugin error counter" in out
     assert kernel.run("y = 2") == ""  # said once
-    assert "reload_failed" in kernel.evaluate("%plugin log")
+    assert "reload failed" in kernel.evaluate("%plugin log")
     assert kernel.evaluate("str(__import__('flx_ipy').get_manager().status('counter'))") == "'running'"
     assert [s[0] for s in plugin.starts()] == ["1.0.0"]
     plugin.write("3.0.0")  # fixing the file reloads normally, still with no cell run

@@ -76,7 +76,8 @@ def hello(replaces: str | None = None, version: str = "1.0") -> dict[str, Any]:
 
 @pytest.fixture
 def kernel(tmp_path: Path) -> Iterator[Panel]:
-    with running_kernel(tmp_path) as (_km, kc):
+    # as Jupyter Server starts a notebook's kernel: a panel may be listening for the doorbell
+    with running_kernel(tmp_path, JPY_SESSION_NAME=str(tmp_path / "panel.ipynb")) as (_km, kc):
         yield Panel(kc)
 
 
