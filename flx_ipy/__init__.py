@@ -85,5 +85,12 @@ def _dashboard_mimebundle(pm: PluginManager, include: Any, exclude: Any) -> dict
 set_rich_display(_dashboard_mimebundle)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The Jupyter server extension (``flx_ipy.serverext``), imported only by jupyter_server."""
+    from .serverext import FlxIpyServerExtension
+
+    return [{"module": "flx_ipy.serverext", "app": FlxIpyServerExtension}]
+
+
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "flx_ipy-labextension"}]

@@ -49,6 +49,7 @@ class Extension:
         self.magics: Any = None
         self.bridge: Any = None
         self.poller: Any = None
+        self.loopwatch: Any = None
         self._unsubscribe: Any = None
 
     def load(self) -> Extension:
@@ -76,7 +77,19 @@ class Extension:
 
             self.poller = HealthPoller(self.pm, self.scheduler, self.magics.health_interval).start()
             self.magics.poller = self.poller
+            self._start_loopwatch()
         return self
+
+    def _start_loopwatch(self) -> None:
+        """Name a plugin that blocks the kernel's loop while no cell runs (``loopwatch.py``)."""
+        loop = self.scheduler.idle_loop()
+        threshold = self.magics.loop_lag_threshold
+        if loop is None or threshold <= 0:
+            return
+        from .loopwatch import LoopWatchdog
+
+        self.loopwatch = LoopWatchdog(self.pm, loop, threshold=threshold,
+                                      busy=lambda: bool(self.scheduler.running)).start()
 
     def _saves_waiting(self, count: int) -> None:
         """Saves held back by a running cell become a manager event, so every UI can say so."""
@@ -117,6 +130,9 @@ class Extension:
         if self.poller is not None:
             self.poller.stop()
             self.poller = None
+        if self.loopwatch is not None:
+            self.loopwatch.stop()
+            self.loopwatch = None
         self.scheduler.uninstall()
         unsubscribe, self._unsubscribe = self._unsubscribe, None
         if unsubscribe is not None:

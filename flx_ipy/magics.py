@@ -38,11 +38,12 @@ log = logging.getLogger("flx_ipy")
 __all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
-               "health", "state", "get", "panel", "log", "error", "validate", "sync", "audit", "verify",
-               "help")
+               "health", "state", "get", "panel", "log", "error", "validate", "sync", "history", "rollback",
+               "stats", "audit", "verify", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
-AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health"})
-_NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error"})
+AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health", "rollback"})
+_NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error", "history",
+                       "rollback", "stats"})
 _PATH_ARG = frozenset({"discover", "validate"})  # verify takes a name or a path: both complete
 
 _current: PluginMagics | None = None
@@ -68,6 +69,11 @@ class PluginMagics(Magics):
     health_interval = Float(30.0, help="In a kernel, re-run health checks every this many seconds "
                                        "while no cell runs, so panels show health as it changes "
                                        "(0: only on request).").tag(config=True)
+    health_gate = Bool(False, help="Roll a reload back when the new code's health check says unhealthy "
+                                   "within the health timeout (Helm's --atomic).").tag(config=True)
+    loop_lag_threshold = Float(0.1, help="In a kernel, warn (once per offence) naming the plugin whose code "
+                                         "blocked the kernel's event loop longer than this many seconds while "
+                                         "no cell ran (0: off). Read when the extension loads.").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
@@ -99,6 +105,7 @@ class PluginMagics(Magics):
         if self.plugin_dirs:
             self.pm.discovery.add_dirs(*self.plugin_dirs)
         self.pm.health_timeout = self.health_timeout
+        self.pm.health_gate = self.health_gate
         self.pm.events.resize(self.log_size)
         self.pm.allowed_signers = os.path.expanduser(self.allowed_signers) if self.allowed_signers else None
         self.pm.signature_policy = self.signature_policy
@@ -125,8 +132,8 @@ class PluginMagics(Magics):
 
         return os.path.join(jupyter_data_dir(), "flx_ipy", "audit.jsonl")
 
-    @observe("plugin_dirs", "health_timeout", "log_size", "signature_policy", "allowed_signers", "audit_log",
-             "audit_mode")
+    @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "signature_policy", "allowed_signers",
+             "audit_log", "audit_mode")
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()
@@ -178,6 +185,9 @@ class PluginMagics(Magics):
           %plugin error [NAME]            a failed plugin's own traceback
           %plugin validate PATH           check a plugin file or folder without importing it
           %plugin sync                    apply saves made just before this cell, now
+          %plugin history NAME            revisions (every load, reload, rollback) with their code
+          %plugin rollback NAME [REV]     run an earlier revision's code again (default: the previous)
+          %plugin stats [NAME]            hook call timings and reload outcomes per plugin
           %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
           %plugin verify NAME|PATH        its signature, against allowed_signers (as `flx-ipy verify`)
 
@@ -403,7 +413,39 @@ class PluginMagics(Magics):
 
     def _cmd_log(self, args: Any) -> Any:
         details = {n: r.error_detail for n, r in self.pm.plugins.items() if r.error and r.error_detail}
-        return display.event_log(self.pm.history(max(args.n, 1)), verbose=args.verbose, details=details)
+        return display.event_log(self.pm.events.history(max(args.n, 1)), verbose=args.verbose, details=details)
+
+    def _cmd_history(self, args: Any) -> Any:
+        from .opsview import history_table
+
+        (name,) = self._names(args, "history")[:1]
+        current = self.pm.revisions.current(name)
+        return history_table(name, self.pm.history(name), current.revision if current else None)
+
+    def _cmd_rollback(self, args: Any) -> Command:
+        names = self._names(args, "rollback")
+        if len(names) > 2:
+            raise UsageError("%plugin rollback NAME [REVISION]")
+        to = names[1] if len(names) == 2 else None
+        if to is not None and not to.isdigit():
+            raise UsageError(f"%plugin rollback: REVISION must be a number, not {to!r} "
+                             f"(see `%plugin history {names[0]}`)")
+        result = yield ("rollback", (names[0], int(to) if to is not None else None))
+        if not result.ok:
+            raise UsageError(f"{result.summary()}; `%plugin error {names[0]}` for the traceback")
+        rev = self.pm.revisions.current(names[0])
+        print(f"{names[0]}: rolled back in {result.duration * 1000:.1f} ms — {names[0]} {rev.version} is revision "
+              f"{rev.revision} (the code of revision {rev.rollback_of}); the files on disk are unchanged")
+
+    def _cmd_stats(self, args: Any) -> Any:
+        from .opsview import hook_table, stats_table
+
+        metrics = self.pm.metrics()
+        if args.args:
+            name = args.args[0]
+            self.pm.record(name)
+            return hook_table(name, metrics.get(name, {"hooks": {}}))
+        return stats_table(metrics)
 
     def _cmd_error(self, args: Any) -> None:
         names = args.args or [n for n, r in sorted(self.pm.plugins.items()) if r.error]

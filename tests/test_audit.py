@@ -235,3 +235,31 @@ def test_signature_checks_are_records(tmp_path: Path) -> None:
                    ("signature", "denied", "modified"), ("load", "denied", None)]
     assert recs[0]["signer"] == "dana@example.com"
     assert recs[3]["files"] == ["aud_signed.py"] and recs[3]["plugin"] == "aud_signed"
+
+
+def test_a_rollback_is_its_own_record_with_the_revisions_digest(audited: PluginManager, tmp_path: Path) -> None:
+    path = write_plugin(tmp_path / "aud_rollback.py", plugin_source("aud_rollback", version="1.0.0"))
+    audited.load(str(path), start=True)
+    write_plugin(path, plugin_source("aud_rollback", version="1.1.0"))
+    audited.reload("aud_rollback")
+    result = audited.rollback("aud_rollback")
+    assert result.ok
+    recs = records(audited)
+    last = recs[-1]
+    assert last["operation"] == "rollback" and last["outcome"] == "ok"
+    assert last["code_sha256"] == audited.history("aud_rollback")[-1].code_sha256
+    assert last["revision"] == audited.history("aud_rollback")[-1].revision
+    assert recs[0]["code_sha256"] == hashlib.sha256(plugin_source("aud_rollback", version="1.0.0").encode()).hexdigest()
+
+
+def test_records_still_queued_at_exit_are_written(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "exit.jsonl"
+    code = ("from flx_ipy.core.audit import AuditLog\n"
+            f"log = AuditLog({str(out)!r})\n"
+            "for i in range(500):\n    log.write({'operation': 'x', 'plugin': str(i), 'outcome': 'ok'})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                   env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert len(out.read_text().splitlines()) == 500 and verify_chain(out).ok

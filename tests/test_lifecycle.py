@@ -27,7 +27,7 @@ from flx_ipy.testing import plugin_source, write_plugin
 
 
 def kinds(pm: PluginManager, plugin: str | None = None) -> list[str]:
-    return [e.kind for e in pm.history() if plugin is None or e.plugin == plugin]
+    return [e.kind for e in pm.events.history() if plugin is None or e.plugin == plugin]
 
 
 def test_core_never_imports_ipython_widgets_or_comm() -> None:
@@ -110,7 +110,7 @@ def test_rediscovery_is_idempotent(pm: PluginManager, plugin_dir: Path, make_plu
     first = pm.discover(plugin_dir)
     assert pm.discover(plugin_dir) == first
     assert pm.discover(plugin_dir, rescan=True) == first
-    assert [e.plugin for e in pm.history() if e.kind == "discovered"].count("one") == 1
+    assert [e.plugin for e in pm.events.history() if e.kind == "discovered"].count("one") == 1
 
 
 def test_failed_registration_leaves_no_trace(pm: PluginManager, plugin_dir: Path) -> None:

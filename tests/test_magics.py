@@ -231,7 +231,7 @@ def test_config_reaches_the_manager(ip: Any, tmp_path: Path) -> None:
     assert ip.pm.health_timeout == 2.5
     for _ in range(10):
         ip.pm.events.publish("tick")
-    assert len(ip.pm.history()) == 7
+    assert len(ip.pm.events.history()) == 7
     folder = tmp_path / "more"
     folder.mkdir()
     run(ip, f"%config PluginMagics.plugin_dirs = [{str(folder)!r}]")
@@ -481,3 +481,28 @@ def test_state_is_a_real_repr_or_real_json(ip: Any, tmp_path: Path) -> None:
     text = repr(ip.run_line_magic("plugin", "state keep"))
     body = text.split("\n", 1)[1]
     assert json.loads(body)["runtime_data"] == {"n": 3}
+
+
+# ------------------------------------------------------------------------- revisions and timings
+def test_history_rollback_and_stats_by_magics(ip: Any, counter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(ip, f"%plugin load {counter} --start")
+    write_plugin(counter, plugin_source("counter", "1.1.0", HEALTH))
+    run(ip, "%plugin reload counter")
+    text = repr(ip.run_line_magic("plugin", "history counter"))
+    assert "1.0.0" in text and "1.1.0" in text and "load" in text and "2*" in text
+    capsys.readouterr()
+    run(ip, "%plugin rollback counter")
+    out = capsys.readouterr().out
+    assert "rolled back in" in out and "revision 3" in out and "code of revision 1" in out and "unchanged" in out
+    assert ip.pm.plugins["counter"].version == "1.0.0"
+    assert "rollback to 1" in repr(ip.run_line_magic("plugin", "history counter"))
+    with pytest.raises(UsageError, match="no revision 9 is kept"):
+        ip.run_line_magic("plugin", "rollback counter 9")
+    with pytest.raises(UsageError, match="must be a number"):
+        ip.run_line_magic("plugin", "rollback counter two")
+    run(ip, "%plugin health counter")
+    stats = repr(ip.run_line_magic("plugin", "stats"))
+    assert "counter" in stats and "2 ok / 0 rolled back / 0 failed" in stats
+    assert "health_check" in repr(ip.run_line_magic("plugin", "stats counter"))
+    run(ip, "%config PluginMagics.health_gate = True")
+    assert ip.pm.health_gate is True

@@ -129,7 +129,7 @@ def test_syntax_error_rolls_back_then_fix_reloads(pm: PluginManager, counter: Pa
     assert res.where and res.where.startswith(str(counter))
     assert "previous version still running" in res.summary()
     assert pm.status("counter") == "running" and p.inc() == "v1" and p.count == 2
-    assert "reload_failed" in [e.kind for e in pm.history()]
+    assert "reload_failed" in [e.kind for e in pm.events.history()]
     edit(counter, 'return ("v1"', 'return "fixed"')
     assert pm.reload("counter").ok and p.inc() == "fixed" and p.count == 3
 
@@ -252,10 +252,10 @@ def test_helper_module_change_reloads_in_import_order(pm: PluginManager, plugin_
     assert results[0].modules == ["fmt_pkg.consts", "fmt_pkg.helpers", "fmt_pkg"]
     assert p.show("a") == "#a"
     # a save that changes nothing does nothing
-    n_events = len(pm.history())
+    n_events = len(pm.events.history())
     write_plugin(pkg / "consts.py", "PREFIX = '#'\n")
     assert pm.apply_changes([pkg / "consts.py"]) == []
-    assert len(pm.history()) == n_events
+    assert len(pm.events.history()) == n_events
 
 
 def test_only_affected_plugins_reload_and_dependants_are_told(pm: PluginManager, make_plugin) -> None:
@@ -270,9 +270,9 @@ def test_only_affected_plugins_reload_and_dependants_are_told(pm: PluginManager,
     results = pm.apply_changes([a])
     assert [r.plugin for r in results] == ["base"]
     assert pm.get("base").v() == 2 and pm.get("user").starts == 2
-    told = [e for e in pm.history() if e.kind == "dependency_reloaded"]
+    told = [e for e in pm.events.history() if e.kind == "dependency_reloaded"]
     assert [(e.plugin, e.details["dependency"]) for e in told] == [("user", "base")]
-    assert not [e for e in pm.history() if e.kind == "reloading" and e.plugin == "bystander"]
+    assert not [e for e in pm.events.history() if e.kind == "reloading" and e.plugin == "bystander"]
 
 
 def test_same_broken_content_is_not_retried_until_the_file_changes(pm: PluginManager, counter: Path) -> None:

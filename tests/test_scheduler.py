@@ -222,7 +222,7 @@ def test_health_is_rechecked_while_idle_and_not_while_a_cell_runs(tmp_path: Any)
         flag.touch()  # the database goes away: the next idle round notices, nobody clicks anything
         wait_for(lambda: pm.plugins["db"].health is not None and pm.plugins["db"].health.status == "unhealthy",
                  timeout=5)
-        assert any(e.kind == "health_changed" and e.details["status"] == "unhealthy" for e in pm.history())
+        assert any(e.kind == "health_changed" and e.details["status"] == "unhealthy" for e in pm.events.history())
         sched.pre_execute()  # a cell runs: no rounds until it ends
         rounds = poller.rounds
         ticked = threading.Event()

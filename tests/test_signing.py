@@ -265,7 +265,7 @@ def test_off_checks_nothing(package: Path, managers) -> None:  # type: ignore[no
     pm = managers("off", None)
     rec = pm.load(str(package))
     assert rec.signature is None
-    assert not [e for e in pm.history() if e.kind == "signature_checked"]
+    assert not [e for e in pm.events.history() if e.kind == "signature_checked"]
 
 
 def test_a_planted_pyc_never_runs_even_with_policy_off(package: Path, managers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -323,7 +323,7 @@ def test_warn_applies_a_hot_edit_and_says_modified(package: Path, keys: dict[str
     assert live.hello() == "howdy #1"
     assert rec.signature.status == "modified" and rec.signature.files == ["util.py"]
     assert rec.signature.status != "signed"
-    ev = [e for e in pm.history() if e.kind == "signature_checked"][-1]
+    ev = [e for e in pm.events.history() if e.kind == "signature_checked"][-1]
     assert ev.details["status"] == "modified" and ev.details["files"] == ["util.py"]
 
 

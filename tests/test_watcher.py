@@ -20,7 +20,7 @@ BODY = """
 
 
 def reloads(pm: PluginManager) -> list[str]:
-    return [e.kind for e in pm.history() if e.kind in ("reloaded", "reload_failed")]
+    return [e.kind for e in pm.events.history() if e.kind in ("reloaded", "reload_failed")]
 
 
 # ----------------------------------------------------------------------------- the settler
@@ -80,12 +80,12 @@ def test_twenty_rapid_saves_coalesce_into_one_reload_of_the_last(pm: PluginManag
 
 def test_save_without_change_does_nothing(pm: PluginManager, scripted) -> None:  # type: ignore[no-untyped-def]
     path, src, _, w = scripted
-    n = len(pm.history())
+    n = len(pm.events.history())
     write_plugin(path, path.read_text())
     src.push(path)
     src.tick()
     src.wait_consumed()
-    assert w.applied == 0 and len(pm.history()) == n
+    assert w.applied == 0 and len(pm.events.history()) == n
 
 
 def test_chunked_save_is_never_applied_half_written(pm: PluginManager, make_plugin) -> None:

@@ -24,6 +24,7 @@ take an advisory lock and re-read the last line when another writer appended.
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import hashlib
 import json
@@ -31,6 +32,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -40,6 +42,7 @@ from . import files
 from .auditfile import ChainReport, read_records, tail, verify_chain
 from .errors import FlxError
 from .origin import current_origin, os_user
+from .revisions import code_sha256
 from .types import Event
 from .validators import PluginSources, Problem
 
@@ -173,6 +176,7 @@ class AuditLog:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="flx_ipy-audit", daemon=True)
                 self._thread.start()
+                _open_logs.add(self)
 
     def _run(self) -> None:
         buf = self._buf
@@ -319,6 +323,18 @@ class AuditLog:
                 log.exception("flx_ipy: audit error callback raised")
 
 
+#: logs with a writer thread: their last records are flushed when the interpreter exits (the
+#: thread is a daemon, so a kernel's shutdown never waits on a hung disk for more than a second)
+_open_logs: weakref.WeakSet[AuditLog] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    deadline = time.monotonic() + 1.0
+    for log_ in list(_open_logs):
+        log_.flush(max(0.0, deadline - time.monotonic()))
+
+
 def _lock_file(fh: Any) -> None:
     try:
         import fcntl
@@ -350,20 +366,6 @@ AUDITED: dict[str, tuple[str, str | None]] = {
     "installed": ("install", "ok"), "install_failed": ("install", "failed"), "rolled_back": ("rollback", "ok"),
 }
 _PHASE_OP = {"initialize": "start", "start": "start", "restart after rollback": "reload", "retry": "reload"}
-
-
-def code_sha256(files: Mapping[str, bytes], root: str | None = None) -> str | None:
-    """sha256 of a plugin's code: of the file itself for a one-file plugin; for a package,
-    of its manifest (``sha256 HEX  relative/path`` lines, sorted), as the signature signs."""
-    if not files:
-        return None
-    if len(files) == 1:
-        return hashlib.sha256(next(iter(files.values()))).hexdigest()
-    lines = []
-    for path, data in files.items():
-        rel = os.path.relpath(path, root) if root else path
-        lines.append(f"sha256 {hashlib.sha256(data).hexdigest()}  {rel.replace(os.sep, '/')}")
-    return hashlib.sha256(("\n".join(sorted(lines)) + "\n").encode()).hexdigest()
 
 
 class Audited(Protocol):
@@ -439,6 +441,14 @@ class AuditTrail:
                           policy=d.get("policy"))
         elif ev.kind == "reload_failed" and d.get("phase"):
             record["phase"] = d["phase"]
+        if d.get("reason") == "rollback":  # pm.rollback runs through the reload transaction
+            record["operation"] = "rollback"
+        if d.get("revision") is not None:
+            record["revision"] = d["revision"]
+        if d.get("code_sha256"):  # the revision's digest: one rule for both (revisions.code_sha256)
+            record["code_sha256"] = d["code_sha256"]
+            self.log.enqueue(ev.time, record, None)
+            return
         self.log.enqueue(ev.time, record, self._code_of(ev.plugin))
 
     def _code_of(self, name: str | None) -> Callable[[], str | None] | None:
@@ -449,4 +459,4 @@ class AuditTrail:
         sources = files.sources
         code = {f: data for f in sorted(rec.files) if (data := sources.get(f)) is not None}
         root = rec.package_dir or rec.root
-        return lambda: code_sha256(code, root)
+        return lambda: code_sha256(code, root) if code else None

@@ -28,6 +28,7 @@ KINDS = (
     "watch_started", "watch_stopped",
     "error_cleared",  # a save back to the running version ended a kept reload failure (recovery.py)
     "saves_waiting",  # saves held back by a running cell (details: count; published by the IPython layer)
+    "loop_blocked",  # a plugin's code blocked the kernel's loop > 100 ms (details: where, blocked_for; loopwatch)
     # trust and audit (core/trust.py, core/audit.py): every refused operation is one too
     "signature_checked", "operation_failed", "audit_failed",
 )

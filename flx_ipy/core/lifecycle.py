@@ -64,6 +64,8 @@ class Host(Protocol):
     data_root: Path | None
     #: the validation pipeline every load, reload and retry runs (a signature check joins it)
     validator: Validator
+    #: a reload whose new code reports "unhealthy" is rolled back (revisions.health_gate_steps)
+    health_gate: bool
     #: the signature policy and trust root (core/trust.py)
     trust: Trust
 

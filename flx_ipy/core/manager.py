@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any, TypeVar
 
 from . import lifecycle, transaction
@@ -24,11 +25,14 @@ from .audit import AuditLog, AuditTrail
 from .discovery import Candidate, Discovery
 from .errors import HookError, InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
+from .metrics import HookMetrics
 from .registry import PluginRecord, Registry
+from .revisions import Revision, RevisionLog
+from .rollback import rollback_steps
 from .settle import BROKEN_GRACE, Settle
-from .steps import HookLoop, HookRunner, InProcess, Steps, adrive, drive
+from .steps import HookCall, HookLoop, HookRunner, InProcess, Steps, adrive, drive
 from .trust import Trust
-from .types import Event, HealthStatus, LifecycleState, PluginMetadata, ReloadResult
+from .types import HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .validators import Validator
 from .watcher import Watcher
 
@@ -67,6 +71,8 @@ class PluginManager:
         allowed_signers: str | Path | None = None,
         audit_log: str | Path | None = None,
         audit_mode: str = "buffered",
+        health_gate: bool = False,
+        revisions_kept: int = 10,
     ) -> None:
         self.discovery = Discovery(plugin_dirs=[Path(d) for d in plugin_dirs], entry_points=entry_points)
         self.events = EventBus(history=event_history, clock=clock)
@@ -89,8 +95,14 @@ class PluginManager:
         self.validator = Validator.default()
         #: the one seam where plugin hooks are entered (steps.py); a worker runtime replaces it
         self.hooks: HookRunner = InProcess(self._hook_loop)
+        #: hook timings and reload outcomes (``pm.metrics()``): every call to ``self.hooks`` is timed
+        self.hook_metrics = HookMetrics()
         self._watcher: Watcher | None = None
         self._candidates: list[Candidate] = []
+        #: a reload whose new code reports "unhealthy" is rolled back (Helm's --atomic)
+        self.health_gate = health_gate
+        self.revisions = RevisionLog(keep=revisions_kept)
+        self.events.subscribe(lambda ev: self.hook_metrics.on_event(self.registry, ev))
         #: signatures are a source check in that pipeline, run before a plugin's code does
         self.trust = Trust(signature_policy, allowed_signers)
         self.trust.attach(self.validator)
@@ -172,6 +184,12 @@ class PluginManager:
         subscriber may call the manager. ``now``: publish at once (after what is queued, to keep
         the order) — for "reloading", so a UI shows a slow reload while it runs; a subscriber
         calling a manager operation from that event gets a clear "busy" error instead."""
+        if kind in _REVISION_KINDS and plugin is not None and plugin in self.registry:
+            reason = "rollback" if plugin in self.revisions.rolling_back else _REVISION_KINDS[kind]
+            rev = self.revisions.record(self.registry[plugin], reason, self.clock())
+            details.update(revision=rev.revision, reason=reason, code_sha256=rev.code_sha256)
+            if rev.rollback_of is not None:
+                details["rollback_of"] = rev.rollback_of
         if self._owner == threading.get_ident():
             self._pending.append((kind, plugin, details))
             if now:
@@ -221,10 +239,25 @@ class PluginManager:
             self._lock.release()
             self._flush()
 
+    def _invoke(self, call: HookCall) -> Any:
+        """Every hook call of a sync operation: through ``self.hooks``, timed into ``metrics()``
+        (inline, not through ``HookMetrics.timed``: one call layer less on every hook call)."""
+        t0 = perf_counter()
+        try:
+            result = self.hooks.invoke(call)
+        except BaseException:
+            self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, True)
+            raise
+        self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, False)
+        return result
+
+    async def _ainvoke(self, call: HookCall) -> Any:
+        return await self.hook_metrics.atimed(self.hooks.ainvoke, call)
+
     def _run(self, steps: Steps[T]) -> T:
         with self._locked():
             try:
-                return drive(steps, self.hooks.invoke)
+                return drive(steps, self._invoke)
             except Exception as e:
                 self._refused(steps, e)
                 raise
@@ -232,7 +265,7 @@ class PluginManager:
     async def _arun(self, steps: Steps[T]) -> T:
         async with self._alocked():
             try:
-                return await adrive(steps, self.hooks.ainvoke)
+                return await adrive(steps, self._ainvoke)
             except Exception as e:
                 self._refused(steps, e)
                 raise
@@ -352,17 +385,17 @@ class PluginManager:
     def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""
         if name is not None:
-            return drive(lifecycle.health_steps(self, name), self.hooks.invoke)
-        return {n: drive(lifecycle.health_steps(self, n), self.hooks.invoke) for n in list(self.registry)}
+            return drive(lifecycle.health_steps(self, name), self._invoke)
+        return {n: drive(lifecycle.health_steps(self, n), self._invoke) for n in list(self.registry)}
 
     async def ahealth(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         if name is not None:
-            return await adrive(lifecycle.health_steps(self, name), self.hooks.ainvoke)
-        return {n: await adrive(lifecycle.health_steps(self, n), self.hooks.ainvoke) for n in list(self.registry)}
+            return await adrive(lifecycle.health_steps(self, name), self._ainvoke)
+        return {n: await adrive(lifecycle.health_steps(self, n), self._ainvoke) for n in list(self.registry)}
 
     def state(self, name: str) -> dict[str, Any]:
         """What the plugin would hand to its next version (its ``save_state`` or attributes)."""
-        return drive(lifecycle.state_steps(self, name), self.hooks.invoke)
+        return drive(lifecycle.state_steps(self, name), self._invoke)
 
     # ----------------------------------------------------------------- hot reload
     def apply_changes(self, paths: Iterable[str | Path], *, force: bool = False) -> list[ReloadResult]:
@@ -452,8 +485,24 @@ class PluginManager:
         if self.audit is not None:
             self.audit.close()
 
-    def history(self, n: int | None = None) -> list[Event]:
-        return self.events.history(n)
+    # ----------------------------------------------------------------- revisions & metrics
+    def history(self, name: str) -> list[Revision]:
+        """``name``'s revisions, oldest first (the event log is ``pm.events.history(n)``)."""
+        if not isinstance(name, str):
+            raise TypeError("pm.history(name) lists a plugin's revisions; the event log is pm.events.history(n)")
+        return self.revisions.history(name)
+
+    def rollback(self, name: str, to: int | None = None) -> ReloadResult:
+        """Run revision ``to``'s code again (default: the one before the current), as a new
+        revision through the reload transaction; state kept, files on disk untouched."""
+        return self._run(rollback_steps(self, name, to))
+
+    async def arollback(self, name: str, to: int | None = None) -> ReloadResult:
+        return await self._arun(rollback_steps(self, name, to))
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per plugin: hook call counts and durations per hook, reload outcomes and durations."""
+        return dict(sorted(self.hook_metrics.snapshot(also=list(self.registry)).items()))
 
     def __repr__(self) -> str:
         states = ", ".join(f"{n}={r.status}" for n, r in self.registry.items())
@@ -466,6 +515,9 @@ class PluginManager:
             return {"text/plain": repr(self)}
         return _rich_display(self, include, exclude)
 
+
+#: events that make a revision, and the revision's reason
+_REVISION_KINDS = {"loaded": "load", "reloaded": "reload"}
 
 _default: PluginManager | None = None
 _default_lock = threading.Lock()

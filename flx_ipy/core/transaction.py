@@ -34,6 +34,7 @@ from .lifecycle import (
     stop_one,
 )
 from .registry import PluginRecord
+from .revisions import health_gate_steps, migrate_steps
 from .steps import Steps
 from .trust import gate_reload, undo_reload_pins
 from .types import LifecycleState, PluginState, ReloadResult
@@ -247,6 +248,11 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
         if added:
             result.notes.append(f"new fields set to their defaults: {', '.join(added)}")
         rec.instance = new_inst
+        if saved is not None:
+            try:
+                saved = yield from migrate_steps(pm, rec, new_inst, saved)
+            except Exception as e:
+                raise _Abort("migrate_state", e) from e
         try:
             if saved is not None and has_hook(new_inst, "restore_state"):
                 yield hook_call(pm, rec, "restore_state", saved)
@@ -263,6 +269,11 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
                 if rec.context is not None:
                     rec.context.end_run()
                 raise _Abort("start", e) from e
+            if pm.health_gate:
+                try:
+                    yield from health_gate_steps(pm, rec)
+                except Exception as e:
+                    raise _Abort("health_check", e) from e
     except BaseException as exc:
         swap.rollback()
         guard.install(gate=False)
