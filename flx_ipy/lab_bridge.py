@@ -189,17 +189,35 @@ class LabBridge:
         name, plugin, request_id = request["action"], request["plugin"], request["request_id"]
 
         def act() -> list[Any]:
+            data = None
             try:
-                ok, text = self.run_action(name, plugin, client)
+                if name in protocol.INDEX_ACTIONS:
+                    ok, text, data = self.index_action(request, client)
+                else:
+                    ok, text = self.run_action(name, plugin, client)
             except Exception as e:  # flx_ipy errors are one line with the next step in them
                 ok, text = False, str(e) or type(e).__name__
-            self._send(client, protocol.reply(request_id, name, plugin, ok, text))
+            self._send(client, protocol.reply(request_id, name, plugin, ok, text, data))
             return []
 
         if self._defer is not None:
             self._defer(act)
         else:
             act()
+
+    def index_action(self, request: Any, client: _Client | None = None) -> tuple[bool, str, Any]:
+        """``index_search`` / ``install`` from a panel (:mod:`flx_ipy.registry.panel`); pip's
+        output goes to the panel as progress messages while it runs."""
+        from .registry.panel import configured_index, index_action
+
+        name, request_id = request["action"], request["request_id"]
+
+        def progress(line: str) -> None:
+            if client is not None:
+                self._send(client, protocol.progress(request_id, name, line))
+
+        return index_action(self.manager, name, spec=request.get("plugin"), term=request.get("term"),
+                            index=request.get("index") or configured_index(), progress=progress)
 
     def run_action(self, name: str, plugin: str | None, client: _Client | None = None) -> tuple[bool, str]:
         """Run one panel action on the manager; returns ``(ok, what happened)``."""

@@ -39,7 +39,7 @@ __all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
                "health", "state", "get", "panel", "log", "error", "validate", "sync", "history", "rollback",
-               "stats", "audit", "verify", "help")
+               "stats", "search", "install", "audit", "verify", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health", "rollback"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error", "history",
@@ -75,6 +75,8 @@ class PluginMagics(Magics):
                                          "blocked the kernel's event loop longer than this many seconds while "
                                          "no cell ran (0: off). Read when the extension loads.").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    index = Unicode("", help="Default plugin index (folder or URL) for `%plugin search` and `%plugin install`; "
+                             "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
     signature_policy = Enum(["off", "warn", "require"], "off",
@@ -165,6 +167,9 @@ class PluginMagics(Magics):
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
+    @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
+    @argument("--dry-run", action="store_true", help="install: show what would change, install nothing")
+    @argument("--target", help="install: into this folder (pip --target), put first on sys.path")
     @argument("--where", action="store_true", help="audit: print where the audit log is written")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
@@ -188,6 +193,9 @@ class PluginMagics(Magics):
           %plugin history NAME            revisions (every load, reload, rollback) with their code
           %plugin rollback NAME [REV]     run an earlier revision's code again (default: the previous)
           %plugin stats [NAME]            hook call timings and reload outcomes per plugin
+          %plugin search [TERM] [--index URL|PATH]    plugins an index offers
+          %plugin install NAME[==VER] [--index ...] [--dry-run] [--target DIR]
+                                          pip-install (hash-checked) into this kernel; loadable at once
           %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
           %plugin verify NAME|PATH        its signature, against allowed_signers (as `flx-ipy verify`)
 
@@ -476,6 +484,16 @@ class PluginMagics(Magics):
         from .core.validators import validate_path
 
         return display.validation_view(validate_path(os.path.expanduser(args.args[0])))
+
+    def _cmd_search(self, args: Any) -> Any:
+        from .registry.magic import search_command
+
+        return search_command(self, args)
+
+    def _cmd_install(self, args: Any) -> Any:
+        from .registry.magic import install_command
+
+        return install_command(self, args)
 
     def _cmd_audit(self, args: Any) -> Any:
         audit = self.pm.audit

@@ -40,7 +40,15 @@ LifecycleName = Literal[
 ]
 HealthName = Literal["healthy", "degraded", "unhealthy", "unknown"]
 ActionName = Literal["start", "stop", "reload", "unload", "refresh"]
-ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh")
+#: not yet mirrored in ``protocol.ts`` (the side panel has no index view yet); a panel that does
+#: not know them never sends them
+IndexActionName = Literal["index_search", "install"]
+#: Actions on a plugin index (``flx_ipy.registry.panel``): ``index_search`` (optional ``term``)
+#: answers with the offers in the reply's ``data``; ``install`` (``plugin`` is ``NAME[==VERSION]``)
+#: sends :class:`ProgressMsg` lines while pip runs, then its reply. Both take an optional ``index``
+#: (folder or URL; default: ``c.PluginMagics.index`` or ``$FLX_IPY_INDEX``). Older peers ignore them.
+INDEX_ACTIONS: tuple[str, ...] = ("index_search", "install")
+ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh", *INDEX_ACTIONS)
 #: Actions that need a plugin name (``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 
@@ -170,6 +178,20 @@ class ReplyMsg(TypedDict):
     message: str  # what happened, or the one-line error
 
 
+class IndexReplyMsg(ReplyMsg, total=False):
+    data: Any  # index_search: the offers (rows of flx_ipy.registry.table.search_rows)
+
+
+class ProgressMsg(TypedDict):
+    """A line of progress for a running action (``install``: pip's output), before its reply."""
+
+    kind: Literal["progress"]
+    protocol: str
+    request_id: str
+    action: str
+    line: str
+
+
 class ErrorMsg(TypedDict):
     kind: Literal["error"]
     protocol: str
@@ -177,7 +199,7 @@ class ErrorMsg(TypedDict):
     message: str
 
 
-KernelMessage = AnnounceMsg | SnapshotMsg | DeltaMsg | ReplyMsg | ErrorMsg
+KernelMessage = AnnounceMsg | SnapshotMsg | DeltaMsg | ReplyMsg | ErrorMsg | ProgressMsg
 
 
 # --- frontend -> kernel -------------------------------------------------------------------
@@ -194,8 +216,13 @@ class ActionMsg(TypedDict):
     kind: Literal["action"]
     protocol: str
     request_id: str
-    action: ActionName
+    action: ActionName | IndexActionName
     plugin: str | None
+
+
+class IndexActionMsg(ActionMsg, total=False):
+    index: str | None  # index folder or URL
+    term: str | None  # index_search: what to look for
 
 
 ClientMessage = HelloMsg | ActionMsg
@@ -250,10 +277,15 @@ def parse_client_message(data: object) -> ClientMessage:
             raise ProtocolError(f"flx_ipy: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
         if not isinstance(request_id, str) or not request_id:
             raise ProtocolError(f"flx_ipy: action {action!r} has no request_id")
-        if action in PLUGIN_ACTIONS and (not isinstance(plugin, str) or not plugin):
+        if action in (*PLUGIN_ACTIONS, "install") and (not isinstance(plugin, str) or not plugin):
             raise ProtocolError(f"flx_ipy: action {action!r} needs a plugin name")
-        return ActionMsg(kind="action", protocol=str(data["protocol"]), request_id=request_id,
-                         action=action, plugin=plugin if isinstance(plugin, str) else None)
+        msg = ActionMsg(kind="action", protocol=str(data["protocol"]), request_id=request_id,
+                        action=action, plugin=plugin if isinstance(plugin, str) else None)
+        if action in INDEX_ACTIONS:
+            index, term = data.get("index"), data.get("term")
+            return IndexActionMsg(**msg, index=index if isinstance(index, str) and index else None,
+                                  term=term if isinstance(term, str) and term else None)
+        return msg
     raise ProtocolError(f"flx_ipy: unknown message kind {kind!r}; expected 'hello' or 'action'")
 
 
@@ -274,9 +306,17 @@ def delta(seq: int, event: EventView | None = None, upsert: list[PluginView] | N
                     upsert=list(upsert or []), remove=list(remove or []), watcher=watcher)
 
 
-def reply(request_id: str, action: str, plugin: str | None, ok: bool, message: str) -> ReplyMsg:
-    return ReplyMsg(kind="reply", protocol=PROTOCOL_VERSION, request_id=request_id, action=action,
-                    plugin=plugin, ok=ok, message=message)
+def reply(request_id: str, action: str, plugin: str | None, ok: bool, message: str,
+          data: Any = None) -> ReplyMsg:
+    msg = ReplyMsg(kind="reply", protocol=PROTOCOL_VERSION, request_id=request_id, action=action,
+                   plugin=plugin, ok=ok, message=message)
+    if data is not None:
+        return IndexReplyMsg(**msg, data=data)
+    return msg
+
+
+def progress(request_id: str, action: str, line: str) -> ProgressMsg:
+    return ProgressMsg(kind="progress", protocol=PROTOCOL_VERSION, request_id=request_id, action=action, line=line)
 
 
 def error(message: str, code: Literal["version_mismatch", "bad_message"] = "bad_message") -> ErrorMsg:

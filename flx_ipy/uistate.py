@@ -160,6 +160,14 @@ def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
         return f"discovered {who}" + (f" (error: {err})" if err else "")
     if kind == "dependency_reloaded":
         return f"{who}: dependency {details.get('dependency', '?')} reloaded"
+    if kind == "installed":  # flx_ipy.registry: a plugin's distribution installed into this process
+        version, prev, dist = details.get("version"), details.get("previous"), details.get("distribution")
+        extra = [f"from {dist}"] if dist and dist != who else []
+        extra += [f"was {prev}"] if prev and prev != version else []
+        head = f"{who} {version} installed" if version else f"{who} installed"
+        return head + (f" ({', '.join(extra)})" if extra else "")
+    if kind == "install_failed":
+        return f"{who} install failed" + (f": {err}" if err else "")
     if kind == "watch_started":
         paths = details.get("paths") or []
         return f"watching {len(paths)} path{'s' if len(paths) != 1 else ''}"

@@ -386,6 +386,38 @@ def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> No
         shell.run_line_magic("unload_ext", "flx_ipy")
 
 
+# ------------------------------------------------------------------------- %plugin search / install
+def test_search_and_install_take_the_configured_or_environment_index(ip: Any, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """(Installing for real is tested in tests/test_registry.py and tests/kernel/test_registry_kernel.py.)"""
+    from flx_ipy.registry import build_index
+    from flx_ipy.registry.wheelmaker import make_wheel, plugin_module
+
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, "flx-hello", "1.0.0", {"flx_hello/__init__.py": plugin_module("hello", "1.0.0")},
+               entry_points={"flx_ipy.plugins": {"hello": "flx_hello:HelloPlugin"}}, summary="says hello")
+    build_index(index)
+    monkeypatch.setenv("FLX_IPY_INDEX", str(index))
+    ip.run_line_magic("plugin", "search hel")
+    out = capsys.readouterr().out
+    assert "flx-hello" in out and "says hello" in out, out
+    monkeypatch.delenv("FLX_IPY_INDEX")
+    with pytest.raises(UsageError, match="no index given"):
+        ip.run_line_magic("plugin", "search")
+    ip.run_line_magic("config", f"PluginMagics.index = {str(index)!r}")
+    try:
+        ip.run_line_magic("plugin", "install hello --dry-run")
+        assert capsys.readouterr().out.strip() == "would install flx-hello 1.0.0 from flx_hello-1.0.0-py3-none-any.whl"
+        with pytest.raises(UsageError, match=r"^%plugin install nope: 'nope' is not in the index"):
+            ip.run_line_magic("plugin", "install nope")
+        with pytest.raises(UsageError, match="needs one NAME"):
+            ip.run_line_magic("plugin", "install")
+    finally:
+        ip.run_line_magic("config", "PluginMagics.index = ''")
+
+
 # ------------------------------------------------------------------------- issue 11: the truth in a shell
 def test_watch_without_a_loop_says_when_a_save_is_applied(ip: Any, counter: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,7 +33,9 @@ CELL_TIMEOUT = 60
 
 
 def test_the_tutorials_are_there() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"], NOTEBOOKS
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"], NOTEBOOKS
+    assert NOTEBOOKS[-2].name == "07-find-and-install-plugins.ipynb"
+    assert NOTEBOOKS[-1].name == "08-shipping-a-plugin-you-can-trust.ipynb"
     # scripts/run opens the first one
     assert NOTEBOOKS[0].name == "01-first-plugin.ipynb"
 

@@ -21,7 +21,7 @@ from .output import CliError, UsageFailure
 __all__ = ["CliError", "UsageFailure", "build_parser", "main"]
 
 #: verb modules, in the order ``--help`` lists them; each has ``register(subparsers)``
-VERB_MODULES: tuple[str, ...] = ("inspect", "scaffold", "trust", "audit", "serve")
+VERB_MODULES: tuple[str, ...] = ("inspect", "scaffold", "trust", "audit", "serve", "registry")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,6 +29,9 @@ KINDS = (
     "error_cleared",  # a save back to the running version ended a kept reload failure (recovery.py)
     "saves_waiting",  # saves held back by a running cell (details: count; published by the IPython layer)
     "loop_blocked",  # a plugin's code blocked the kernel's loop > 100 ms (details: where, blocked_for; loopwatch)
+    # the plugin index's install into this process (details: distribution, version, previous, index,
+    # wheel, sha256, target; install_failed: error), published by the host layer like saves_waiting
+    "installed", "install_failed",
     # trust and audit (core/trust.py, core/audit.py): every refused operation is one too
     "signature_checked", "operation_failed", "audit_failed",
 )
