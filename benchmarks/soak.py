@@ -12,14 +12,24 @@ A running plugin with state (``benchmarks/_common.plugin_text``: a counter, a hi
   added back;
 - **broken** edits: syntax error, exception in ``start``, import error, failed validation
   (``save_state`` without ``restore_state``), exception in ``restore_state``, a renamed plugin;
-- **no-op** saves (the same content again).
+- **no-op** saves (the same content again);
+- **peers' cases** (issue 10), in a block appended to the plugin module and edited at random too:
+  a metaclass defined in the module, a class with a nested class, an instance made at module
+  level right after its class (``DEFAULT = Helper()``), a class-keyed registry, a function whose
+  decorator (a closure-making ``incremented``) is added or removed, and a module-level dict
+  filled at run time (``SEEN``) whose line never changes.
 
 Each cycle applies the save with ``pm.reload(name)`` or (``--apply-share`` of cycles)
 ``pm.apply_changes([path])``, then checks: the result is ok (valid/no-op edits) or rolled back
 (broken edits); the object taken with ``pm.get`` at the start is still ``pm.get``'s object, runs
 the current good code (``tag()``) and is running; and its counter equals the number of ``inc()``
-calls made (one per cycle): no increment ever lost. RSS (and with ``--tracemalloc`` traced
-memory) is sampled every 1,000 cycles after ``gc.collect()``.
+calls made (one per cycle): no increment ever lost. The peers' block is checked the same way,
+through references taken before the first reload: ``SEEN`` is the same dict and holds every
+cycle's entry (module-level state lost otherwise), ``DEFAULT`` is the same object and an
+instance of ``Helper``, the registry finds ``Helper``, a nested-class object and the old function
+run the current code, and no reload reports the metaclass as changed or makes a new instance.
+RSS (and with ``--tracemalloc`` traced memory) is sampled every 1,000 cycles after
+``gc.collect()``.
 
 ``--hammer``: a second thread calls ``inc()`` non-stop during the whole soak (the main thread
 then does not), and the counter must equal the hammer's calls at the end: calls during a reload
@@ -51,6 +61,40 @@ NAME = "soak"
 BROKEN = ("syntax", "start_raises", "import_error", "validation", "restore_raises", "name_change")
 
 
+PEERS = """
+
+# ---- peers' cases (benchmarks/soak.py) ----
+SEEN = {{}}
+
+
+class Meta(type):
+    def kind(cls):
+        return {v}
+
+
+class Helper(metaclass=Meta):
+    def v(self):
+        return {v}
+
+    class Inner:
+        def w(self):
+            return {v}
+
+
+DEFAULT = Helper()
+REGISTRY = {{Helper: "helper"}}
+
+
+def incremented(fn):
+    return lambda *a: fn(*a) + 1
+
+
+{deco}
+def bumped():
+    return {v}
+"""
+
+
 @dataclass(frozen=True)
 class Version:
     tag: int = 0
@@ -60,10 +104,19 @@ class Version:
     with_state: bool = True
     body_variant: int = 0
     broken: str | None = None
+    peer: int = 0  # what the peers' block returns
+    deco: bool = False  # is bumped() decorated with @incremented
 
     def text(self) -> str:
         return plugin_text(self.tag, name=NAME, extras=self.extras, limit=self.limit, shape=self.shape,
-                           broken=self.broken, with_state=self.with_state, body_variant=self.body_variant)
+                           broken=self.broken, with_state=self.with_state,
+                           body_variant=self.body_variant) + PEERS.format(v=self.peer, deco="@incremented"
+                                                                            if self.deco else "")
+
+    @property
+    def expected_bumped(self) -> int:
+        return self.peer + (1 if self.deco else 0)
+
 
     @property
     def expected_tag(self) -> int:
@@ -139,7 +192,7 @@ def _pick(rng: random.Random, good: Version, cycle: int, broken_share: float) ->
     changes = []
     for _ in range(rng.randint(1, 3)):
         c = rng.choice(("body", "constant", "class_attr", "add_method", "remove_method", "state_shape",
-                        "state_hooks"))
+                        "state_hooks", "peers", "decorator"))
         changes.append(c)
         if c == "body":
             v = replace(v, body_variant=rng.randint(1, 1000))
@@ -157,6 +210,10 @@ def _pick(rng: random.Random, good: Version, cycle: int, broken_share: float) ->
             v = replace(v, shape=rng.choice([s for s in (1, 2, 3) if s != v.shape]))
         elif c == "state_hooks":
             v = replace(v, with_state=rng.random() < 0.7)
+        elif c == "peers":
+            v = replace(v, peer=rng.randint(1, 1000))
+        elif c == "decorator":
+            v = replace(v, deco=not v.deco)
     v = replace(v, tag=cycle)  # always observable: the new tag says which code runs
     return "valid:" + "+".join(sorted(set(changes))), v
 
@@ -176,6 +233,8 @@ def run_soak(cycles: int = 10_000, *, seed: int = 0, apply_share: float = 0.3, h
         pm.load(str(path), start=True)
         p = pm.get(NAME)
         incs = 0
+        mod = pm.plugins[NAME].module
+        seen, default, inner, bumped = mod.SEEN, mod.DEFAULT, mod.Helper.Inner(), mod.bumped
         stop = threading.Event()
         hcount = [0]
         herr: list[BaseException] = []
@@ -268,6 +327,23 @@ def run_soak(cycles: int = 10_000, *, seed: int = 0, apply_share: float = 0.3, h
                             incs = before
                         p.inc()
                         incs += 1
+                    seen[cycle] = True
+                    if mod.SEEN is not seen or len(seen) != cycle:
+                        rep.state_lost += 1
+                        rep.problem(f"cycle {cycle} ({kind}): module-level SEEN lost ({len(mod.SEEN)} entries)")
+                        seen = mod.SEEN
+                        seen.update({c: True for c in range(1, cycle + 1)})
+                    peer_ok = (mod.DEFAULT is default and isinstance(default, mod.Helper)
+                               and mod.REGISTRY.get(mod.Helper) == "helper" and default.v() == good.peer
+                               and type(mod.Helper).kind(mod.Helper) == good.peer
+                               and isinstance(inner, mod.Helper.Inner) and inner.w() == good.peer
+                               and bumped() == good.expected_bumped == mod.bumped())
+                    if not peer_ok:
+                        rep.other_failures += 1
+                        rep.problem(f"cycle {cycle} ({kind}): peers' block runs stale code or lost identity")
+                    if res is not None and (res.recreated or any("metaclass" in n for n in res.notes)):
+                        rep.other_failures += 1
+                        rep.problem(f"cycle {cycle} ({kind}): {res.notes}")
                     extras_now = sorted(int(k[6:]) for k in dir(p) if k.startswith("extra_"))
                     if extras_now != sorted(good.extras):
                         rep.other_failures += 1

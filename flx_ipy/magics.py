@@ -75,6 +75,10 @@ class PluginMagics(Magics):
                                          "blocked the kernel's event loop longer than this many seconds while "
                                          "no cell ran (0: off). Read when the extension loads.").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    force_polling = Bool(None, allow_none=True,
+                         help="Poll for changes instead of waiting for file system events. None: "
+                              "poll only where events do not arrive (network, VM/WSL and Docker "
+                              "Desktop mounts; FLX_IPY_FORCE_POLLING in the environment).").tag(config=True)
     index = Unicode("", help="Default plugin index (folder or URL) for `%plugin search` and `%plugin install`; "
                              "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
@@ -148,7 +152,7 @@ class PluginMagics(Magics):
             poller.interval = change["new"]
             poller.start()
 
-    @observe("debounce", "step", "settle")
+    @observe("debounce", "step", "settle", "force_polling")
     def _watch_setting(self, change: Any) -> None:
         pm = getattr(self, "pm", None)
         if pm is not None and pm.watching:  # re-arm with the new timing, same folders
@@ -157,7 +161,7 @@ class PluginMagics(Magics):
     def arm_watch(self, paths: list[str] | None) -> Any:
         applier = self.scheduler.save_applier if self.scheduler is not None else None
         return self.pm.watch(paths, applier=applier, debounce=self.debounce, step=self.step,
-                             settle=self.settle)
+                             settle=self.settle, force_polling=self.force_polling)
 
     # ----------------------------------------------------------------- the magic
     @line_magic
@@ -199,7 +203,7 @@ class PluginMagics(Magics):
           %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
           %plugin verify NAME|PATH        its signature, against allowed_signers (as `flx-ipy verify`)
 
-        Settings: ``%config PluginMagics`` (folders, watch timing, health timeout, log size,
+        Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size,
         signature_policy, allowed_signers, audit_log, audit_mode).
         """
         args = self._parse(line)
@@ -350,9 +354,10 @@ class PluginMagics(Magics):
         for item in args.args:
             rec = self.pm.plugins.get(item)
             if rec is not None:
-                if not rec.root:
+                own = _plugin_scope(rec)
+                if not own:
                     raise UsageError(f"%plugin watch: {item} has no source folder to watch")
-                paths.append(rec.root)
+                paths.append(own)  # exactly this plugin: its package, or its one file
                 continue
             p = os.path.abspath(os.path.expanduser(item))
             if not os.path.exists(p):
@@ -363,12 +368,15 @@ class PluginMagics(Magics):
             raise UsageError("%plugin watch: nothing to watch yet — `%plugin load PATH` first, or name a "
                              "folder: `%plugin watch DIR`")
         if paths:
-            self._watch_more(paths)
+            self._watch_more(paths, exact=True)
         else:
             self.arm_watch(None)
         n = len(self.pm.watched_paths)
+        w = self.pm.watcher
+        mode = f" (polling: {w.polling_reason})" if getattr(w, "polling", False) else ""
+        noun = "folder" if all(os.path.isdir(p) for p in self.pm.watched_paths) else "path"
         folders = ", ".join(self.pm.watched_paths)
-        print(f"watching {n} folder{'s' if n != 1 else ''}: {folders} — {self._when_applied()}")
+        print(f"watching {n} {noun}{'s' if n != 1 else ''}{mode}: {folders} — {self._when_applied()}")
         self._show_status()
 
     def _when_applied(self) -> str:
@@ -379,8 +387,10 @@ class PluginMagics(Magics):
         return ("a save is applied just before your next command runs (this prompt runs no event loop); "
                 "run `%gui asyncio` to apply saves at once while the prompt waits")
 
-    def _watch_more(self, paths: list[str]) -> None:
-        current = self.pm.watched_paths if self.pm.watching else self.pm.watch_roots()
+    def _watch_more(self, paths: list[str], exact: bool = False) -> None:
+        """Add ``paths`` to what is watched; ``exact``: when nothing is watched yet, watch only
+        them (``%plugin watch NAME``), not every loaded plugin's folder."""
+        current = self.pm.watched_paths if self.pm.watching else ([] if exact else self.pm.watch_roots())
         wanted = sorted({*current, *paths})
         if not self.pm.watching or wanted != sorted(self.pm.watched_paths):
             self.arm_watch(wanted)
@@ -633,3 +643,13 @@ def _plugin_line(call: Any) -> str | None:
             and isinstance(arg.value, str)):
         return None
     return arg.value
+
+
+def _plugin_scope(rec: Any) -> str | None:
+    """What ``%plugin watch NAME`` watches: the plugin's package folder, or its one file."""
+    if rec.package_dir:
+        return str(rec.package_dir)
+    files = sorted(rec.files)
+    if len(files) == 1:
+        return str(files[0])
+    return str(rec.root) if rec.root else None

@@ -41,7 +41,7 @@ async def start(self):
 def shell() -> Any:
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
-    return start_ipython() or TerminalInteractiveShell.instance()  # started once per process
+    return start_ipython() or TerminalInteractiveShell.instance()  # started by another module
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ content" have one answer each:
 * **What runs** (``sources`` / ``source_hashes``): the bytes last executed for each module file
   and their digest. The loader records them when it imports, the code swap when it re-executes
   and when it rolls back. "Did this save change anything" is a comparison against these.
-* **Compiled from the bytes read** (``compile_source``): no ``.pyc`` is ever trusted (its
-  whole-second mtime check runs stale code after two quick same-size saves). The few last
-  compiles are cached, because the settle check and the reload that follows compile the same
-  bytes, and compiling is most of a reload's cost.
+* **Compiled from the bytes read**: no ``.pyc`` is ever trusted (its whole-second mtime check
+  runs stale code after two quick same-size saves). A reload compiles per top-level statement
+  (``toplevel.split``, cached: the settle check and the reload that follows share the pieces);
+  ``compile_source`` compiles a whole module, remembering the last few.
 """
 
 from __future__ import annotations

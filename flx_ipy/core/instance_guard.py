@@ -22,6 +22,7 @@ instances of other classes never pay for them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -87,6 +88,28 @@ class InstanceGuard:
                     type.__setattr__(self.cls, name, prev)
         self._ours.clear()
 
+    @property
+    def max_wait(self) -> float:
+        return self._max_wait
+
+    @max_wait.setter
+    def max_wait(self, value: float) -> None:
+        self._max_wait = value
+        self._since = time.monotonic()
+
+    def wait_open(self) -> None:
+        """Wait for the gate, at most ``max_wait`` counted from the later of this wait's start
+        and the last change of ``max_wait``. The reload shortens it (the grace) only while
+        ``stop`` runs: a waiter is let through then (a worker ``stop`` joins), but one still
+        waiting when ``stop`` is over waits on — released early, its write would land between
+        ``save_state`` and ``restore_state`` and be lost."""
+        start = time.monotonic()
+        while not self._open.is_set():
+            waited = time.monotonic() - max(start, self._since)
+            if waited >= self._max_wait:
+                return
+            self._open.wait(min(self._max_wait - waited, 0.02))
+
     def close_gate(self) -> None:
         self._open.clear()
 
@@ -109,7 +132,7 @@ class InstanceGuard:
                 if guard.in_hook_thread():
                     guard.written[name] = value
                 elif not gate.is_set():  # a read-modify-write that began before the gate closed
-                    gate.wait(guard.max_wait)
+                    guard.wait_open()
             base(obj, name, value)
 
         setattr(__setattr__, KEEP_MARK, True)
@@ -131,7 +154,7 @@ class InstanceGuard:
 
         def __getattribute__(obj: Any, name: str) -> Any:
             if not gate.is_set() and not guard.in_hook_thread():
-                gate.wait(guard.max_wait)
+                guard.wait_open()
             return base(obj, name)
 
         setattr(__getattribute__, KEEP_MARK, True)

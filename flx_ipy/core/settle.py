@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .files import compile_source, digest, read
+from . import toplevel
+from .files import digest, norm, read, sources
 
 #: defaults shared by the watcher and apply_pending
 SETTLE = 0.008
@@ -28,12 +29,18 @@ BROKEN_GRACE = 0.3
 
 
 def looks_complete(data: bytes, path: str = "<settle>") -> bool:
-    """Non-empty and compiles: what a finished save of a Python file looks like. The compile is
-    cached (``files.compile_source``), so the reload that follows does not pay for it twice."""
+    """Non-empty and compiles: what a finished save of a Python file looks like. The pieces
+    compiled for it are cached (``toplevel.split``, split against the version that runs), so
+    the reload that follows does not pay for them twice."""
     if not data.strip():
         return False
     try:
-        compile_source(data, path)
+        running = sources.get(norm(path))
+        try:
+            old = toplevel.split(running, path) if running is not None else None
+        except (SyntaxError, ValueError):
+            old = None
+        toplevel.split(data, path, old)
     except (SyntaxError, ValueError):
         return False
     return True

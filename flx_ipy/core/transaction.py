@@ -198,6 +198,9 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
     try:
         if hands_over:
             guard.close_gate()  # other threads wait until restore_state has run (instance_guard.py)
+            # the attributes to roll back to, taken behind the gate: a write another thread made
+            # before it closed is in the snapshot (and in save_state), never reverted by a rollback
+            snap = _snapshot(inst)
         try:
             if hands_over:
                 saved = coerce_state(rec, (yield hook_call(pm, rec, "save_state")))

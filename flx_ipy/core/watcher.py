@@ -1,7 +1,12 @@
 """Watch plugin sources and hand settled changes to the manager.
 
-* Folders, not files, are watched: editors save by replacing the file (``os.replace``), which
-  arrives as "added" and would end a per-file watch.
+* Folders, not files, are given to the OS: editors save by replacing the file (``os.replace``),
+  which arrives as "added" and would end a per-file watch. What is *applied* is exactly what was
+  asked for: ``pm.watch([file])`` (or ``%plugin watch NAME`` of a one-file plugin) reloads only
+  for that file, though its folder is watched; another plugin in the same folder is left alone.
+* Saves made while nothing watched (``pm.pending_changes()``) are applied as soon as the watch
+  is armed, as if they had just been saved.
+* Polling (``force_polling``) where the file system delivers no events: see ``polling.py``.
 * The change source is anything shaped like watchfiles' ``RustNotify`` (``watch(debounce_ms,
   step_ms, timeout_ms, stop_event)`` → a set of changes, ``"timeout"`` or ``"stop"``). We build
   ``RustNotify`` ourselves so that ``start()`` returns only once the OS watch is armed: a save
@@ -28,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from . import polling
 from .files import norm
 from .origin import origin_scope
 from .registry import Registry
@@ -72,19 +78,35 @@ class Watcher:
         source: ChangeSource | Callable[[list[str]], ChangeSource] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_applied: Callable[[list[Any], float], Any] | None = None,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 50,
+        apply_pending: bool = True,
     ) -> None:
         self.pm = pm
         self.auto = not paths  # follow the loaded plugins' folders as plugins are loaded
         self.options: dict[str, Any] = dict(debounce=debounce, step=step, settle=settle, broken_grace=broken_grace,
-                            applier=applier, source=source, clock=clock, on_applied=on_applied)
+                            applier=applier, source=source, clock=clock, on_applied=on_applied,
+                            force_polling=force_polling, poll_delay_ms=poll_delay_ms,
+                            apply_pending=apply_pending)
         roots = paths if paths else pm.watch_roots()
-        self.paths = sorted({_folder(p) for p in roots})
+        #: what is watched, as asked: folders (everything under them) and single files
+        self.paths = sorted({os.path.abspath(os.path.expanduser(p)) for p in roots})
+        self._files = {os.path.normcase(p) for p in self.paths
+                       if os.path.isfile(p) or (not os.path.exists(p) and p.endswith(".py"))}
+        self._dirs = [os.path.normcase(p) for p in self.paths if os.path.normcase(p) not in self._files]
+        #: folders handed to the OS watch (a file's folder: saves replace the file)
+        self.folders = sorted({_folder(p) for p in self.paths})
+        self.polling, self.polling_reason = polling.resolve(force_polling, self.folders)
+        self.poll_delay_ms = poll_delay_ms
+        self.apply_pending = apply_pending
+        #: saves found pending when the watch was armed (handed over like fresh saves)
+        self.pending_at_start: list[str] = []
         self.debounce, self.step = debounce, step
         self.settler = Settler(settle=settle, broken_grace=broken_grace)
         self.applier: Applier = applier or (lambda fn: fn())
         self._source_arg = source
         # a real RustNotify batch comes after `step` ms without events; a scripted one may not
-        self.quiet_for = step / 1000 if source is None else 0.0
+        self.quiet_for = step / 1000 if source is None and not self.polling else 0.0
         self.clock = clock
         self.on_applied = on_applied
         self._stop = threading.Event()
@@ -98,7 +120,9 @@ class Watcher:
 
     def __repr__(self) -> str:
         state = "watching" if self.running else "stopped"
-        return f"<Watcher {state} {', '.join(self.paths) or '(no folders yet)'}; {self.applied} changes applied>"
+        mode = f" (polling every {self.poll_delay_ms} ms: {self.polling_reason})" if self.polling else ""
+        return (f"<Watcher {state} {', '.join(self.paths) or '(no folders yet)'}{mode}; "
+                f"{self.applied} changes applied>")
 
     @property
     def running(self) -> bool:
@@ -120,11 +144,13 @@ class Watcher:
 
     def _make_source(self) -> ChangeSource:
         src = self._source_arg
+        if src is None and self.polling:
+            return polling.PollingSource(self._dirs, self._files, self.poll_delay_ms)
         if src is None:
             from watchfiles._rust_notify import RustNotify
 
-            existing = [p for p in self.paths if os.path.isdir(p)]
-            return RustNotify(existing, False, False, 50, True, True)
+            existing = [p for p in self.folders if os.path.isdir(p)]
+            return RustNotify(existing, False, False, self.poll_delay_ms, bool(self._dirs), True)
         if callable(src) and not hasattr(src, "watch"):
             return src(self.paths)
         return src  # type: ignore[return-value]
@@ -138,6 +164,8 @@ class Watcher:
             return
         self._armed.set()
         try:
+            if self.apply_pending:
+                self._take_pending()
             while not self._stop.is_set():
                 now = self.clock()
                 deadline = self.settler.next_deadline(now)
@@ -162,8 +190,19 @@ class Watcher:
             except Exception:
                 pass
 
+    def _take_pending(self) -> None:
+        """Saves made while not watching: settle and apply them like fresh ones."""
+        todo = [p for p in self.pm.registry.pending_files() if self._relevant(p)]
+        if todo:
+            self.pending_at_start = todo
+            self.settler.changed(todo, self.clock(), quiet_for=self.settler.settle)
+
+    def in_scope(self, path: str) -> bool:
+        p = os.path.normcase(os.path.abspath(path))
+        return p in self._files or any(p == d or p.startswith(d.rstrip(os.sep) + os.sep) for d in self._dirs)
+
     def _relevant(self, path: str) -> bool:
-        return path.endswith(".py") and self.pm.registry.owned(norm(path))
+        return path.endswith(".py") and self.in_scope(path) and self.pm.registry.owned(norm(path))
 
     def _hand_over(self, paths: list[str], seen_at: float) -> None:
         # a save that leaves the content as it already runs (or as it already failed) does nothing
@@ -188,4 +227,6 @@ class Watcher:
 
 def _folder(p: str) -> str:
     p = os.path.abspath(os.path.expanduser(p))
-    return p if os.path.isdir(p) or not os.path.exists(p) else os.path.dirname(p)
+    if os.path.isfile(p) or (not os.path.exists(p) and p.endswith(".py")):
+        return os.path.dirname(p)
+    return p
