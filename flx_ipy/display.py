@@ -58,7 +58,7 @@ class Table:
 
     def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str = "",
                  empty: str = "(nothing)", footer: str = "", widths: Sequence[int | None] = (),
-                 cut_left: Sequence[str] = (), notes: Sequence[str] = ()) -> None:
+                 cut_left: Sequence[str] = (), notes: Sequence[str] = (), info: Sequence[str] = ()) -> None:
         self.columns = list(columns)
         self.rows = [["" if v is None else str(v) for v in row] for row in rows]
         self.title, self.empty, self.footer = title, empty, footer
@@ -67,6 +67,8 @@ class Table:
         self.cut_left = set(cut_left)  # columns (paths) cut at the left: the file name stays
         #: lines under the table, in full (wrapped): errors that would make the table unreadable
         self.notes = list(notes)
+        #: lines under the table, in full, that are facts rather than errors (isolated workers)
+        self.info = list(info)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -83,7 +85,7 @@ class Table:
             lines.append("  ".join("-" * w for w in widths))
             for r in cells:
                 lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-        for note in self.notes:
+        for note in [*self.notes, *self.info]:
             lines += textwrap.wrap(note, TEXT_WIDTH, subsequent_indent="    ", break_long_words=False,
                                    break_on_hyphens=False) or [""]
         if self.footer:
@@ -106,6 +108,8 @@ class Table:
         wrap = "white-space:normal;overflow-wrap:anywhere"
         notes = "".join(f"<div class='flx-ipy-note' style='color:{wording.PALETTE['fail']};{wrap}'>"
                         f"{html.escape(n)}</div>" for n in self.notes)
+        notes += "".join(f"<div class='flx-ipy-info' style='color:{wording.PALETTE['muted']};{wrap}'>"
+                         f"{html.escape(n.strip())}</div>" for n in self.info)
         foot = f"<div style='color:{wording.PALETTE['muted']}'>{html.escape(self.footer)}</div>" if self.footer else ""
         return (f"{title}<table class='flx-ipy'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody></table>{notes}{foot}")
@@ -150,12 +154,15 @@ def views_table(views: Sequence[Any], watching: Sequence[str]) -> Table:
     rows = [[v["name"], v["version"], v["state"], wording.health_text(v["health"]), _reload_cell(v),
              *([signature_label(v.get("signature"))] if signed else []), v["source"]] for v in views]
     notes = [f"! {v['name']}: {v['error']}" for v in views if v["error"]]
+    # an isolated plugin's worker, one line each under the table (a column would not fit 160)
+    info = [f"  {v['name']}: isolated — {isolation_text(v['isolation'])}" for v in views if v.get("isolation")]
     footer = (f"watching {len(watching)} folder{'s' if len(watching) != 1 else ''}: {', '.join(watching)}"
               if watching else "not watching (`%plugin watch` to reload on save)")
     columns = ["name", "version", "state", "health", "last reload", *(["signature"] if signed else []), "source"]
     return Table(columns, rows,
                  empty="no plugins loaded — `%plugin discover DIR` then `%plugin load NAME`", footer=footer,
-                 widths=[24, 12, 11, 30, 36, *([32] if signed else []), 36], cut_left=["source"], notes=notes)
+                 widths=[24, 12, 11, 30, 36, *([32] if signed else []), 36], cut_left=["source"], notes=notes,
+                 info=info)
 
 
 def signature_label(sig: Any) -> str:
@@ -184,6 +191,25 @@ def audit_table(records: Iterable[dict[str, Any]]) -> Table:
              r.get("origin", ""), r.get("actor", ""), short(r.get("error"))] for r in records]
     return Table(["time", "operation", "plugin", "outcome", "origin", "actor", "error"], rows,
                  empty="no audit records yet")
+
+
+def isolation_text(view: Any) -> str:
+    """A protocol ``IsolationView`` in a line: the worker's pid, RSS, CPU, enforced layers and
+    last crash (``in-process`` for None)."""
+    if not view:
+        return "in-process"
+    parts = [f"pid {view['pid']}" if view.get("pid") else str(view.get("state", ""))]
+    if view.get("rss_mb") is not None:
+        parts.append(f"{view['rss_mb']:.0f} MB")
+    if view.get("cpu_seconds") is not None:
+        parts.append(f"{view['cpu_seconds']:.2f} s CPU")
+    parts.append("enforced: " + ("+".join(view.get("enforced") or []) or "nothing"))
+    if view.get("unavailable"):
+        parts.append("not in force: " + "+".join(sorted(view["unavailable"])))
+    if view.get("last_crash"):
+        parts.append(f"last crash {_clock(view.get('last_crash_at'))}: {view['last_crash']} "
+                     f"({view.get('crashes', 0)} total)")
+    return ", ".join(parts)
 
 
 def health_table(statuses: dict[str, Any]) -> Table:

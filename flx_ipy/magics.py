@@ -48,7 +48,7 @@ _PATH_ARG = frozenset({"discover", "validate"})  # verify takes a name or a path
 
 _current: PluginMagics | None = None
 
-Op = tuple[str, tuple[Any, ...]]
+Op = tuple[Any, ...]  # (method, args) or (method, args, kwargs)
 Command = Generator[Op, Any, Any]
 
 
@@ -75,6 +75,8 @@ class PluginMagics(Magics):
                                          "blocked the kernel's event loop longer than this many seconds while "
                                          "no cell ran (0: off). Read when the extension loads.").tag(config=True)
     log_size = Int(500, help="Manager events kept for `%plugin log` and late-attaching panels.").tag(config=True)
+    isolate = List(Unicode(), help="Plugins loaded isolated (own sandboxed worker process) even without "
+                                   "--isolated: names, or 'all', or 'entry_points'.").tag(config=True)
     force_polling = Bool(None, allow_none=True,
                          help="Poll for changes instead of waiting for file system events. None: "
                               "poll only where events do not arrive (network, VM/WSL and Docker "
@@ -113,6 +115,9 @@ class PluginMagics(Magics):
         self.pm.health_timeout = self.health_timeout
         self.pm.health_gate = self.health_gate
         self.pm.events.resize(self.log_size)
+        if self.isolate:
+            self.pm.isolate = self.isolate[0] if self.isolate[0] in ("all", "entry_points") else list(self.isolate)
+
         self.pm.allowed_signers = os.path.expanduser(self.allowed_signers) if self.allowed_signers else None
         self.pm.signature_policy = self.signature_policy
         path = self.audit_path()
@@ -138,8 +143,8 @@ class PluginMagics(Magics):
 
         return os.path.join(jupyter_data_dir(), "flx_ipy", "audit.jsonl")
 
-    @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "signature_policy", "allowed_signers",
-             "audit_log", "audit_mode")
+    @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "isolate", "signature_policy",
+             "allowed_signers", "audit_log", "audit_mode")
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()
@@ -169,6 +174,11 @@ class PluginMagics(Magics):
     @argument("command", nargs="?", default="help", help="one of: " + ", ".join(SUBCOMMANDS))
     @argument("args", nargs="*", help="plugin names, a load target, folders or files")
     @argument("--start", action="store_true", help="load: start the plugin once loaded")
+    @argument("--isolated", action="store_true",
+              help="load: run the plugin in its own sandboxed worker process")
+    @argument("--memory-mb", type=int, default=None, help="load --isolated: memory limit (MB)")
+    @argument("--cpu-seconds", type=int, default=None, help="load --isolated: CPU time limit (s)")
+    @argument("--open-files", type=int, default=None, help="load --isolated: open files limit")
     @argument("-n", type=int, default=20, help="log: how many recent events (default 20)")
     @argument("-v", "--verbose", action="store_true", help="log: add failing plugins' own tracebacks")
     @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
@@ -183,6 +193,8 @@ class PluginMagics(Magics):
           %plugin discover [DIR ...]      list plugins in entry points and folders (no import)
           %plugin list                    loaded plugins: version, status, health, last reload
           %plugin load TARGET [--start]   a discovered name, module:Class, module, .py or folder
+            [--isolated [--memory-mb N] [--cpu-seconds N] [--open-files N]]
+                                          ... in its own sandboxed worker process
           %plugin start|stop|reload|unload NAME
           %plugin watch [NAME|PATH ...]   reload on save (idle: at once; busy: after the cell)
           %plugin unwatch
@@ -272,7 +284,7 @@ class PluginMagics(Magics):
     def _drive_sync(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
             return cmd
-        return drive(cmd, lambda op: getattr(self.pm, op[0])(*op[1]))
+        return drive(cmd, lambda op: getattr(self.pm, op[0])(*op[1], **(op[2] if len(op) > 2 else {})))
 
     async def _drive_async(self, cmd: Any) -> Any:
         if not inspect.isgenerator(cmd):
@@ -281,9 +293,10 @@ class PluginMagics(Magics):
 
     async def _ainvoke(self, op: Op) -> Any:
         """A manager call, through its awaitable twin when it has one (hooks on this loop)."""
-        method, a = op
+        method, a = op[0], op[1]
+        kw = op[2] if len(op) > 2 else {}
         twin = getattr(self.pm, "a" + method, None)
-        return await twin(*a) if twin is not None else getattr(self.pm, method)(*a)
+        return await twin(*a, **kw) if twin is not None else getattr(self.pm, method)(*a, **kw)
 
     def _command(self, args: Any) -> Any:
         return getattr(self, "_cmd_" + args.command)(args)
@@ -318,13 +331,22 @@ class PluginMagics(Magics):
         expanded = os.path.expanduser(target)
         if os.path.exists(expanded):
             target = os.path.abspath(expanded)
-        rec = yield ("load", (target,))
+        limits = {k: v for k, v in (("memory_mb", args.memory_mb), ("cpu_seconds", args.cpu_seconds),
+                                    ("open_files", args.open_files)) if v is not None}
+        if limits and not args.isolated:
+            raise UsageError("%plugin load: --memory-mb/--cpu-seconds/--open-files need --isolated")
+        rec = yield (("load", (target,), {"isolated": True, "limits": limits}) if args.isolated
+                     else ("load", (target,)))
         if args.start:
             rec = yield ("start", (rec.name,))
         if self.watch_on_load or self.pm.watching:
             self._watch_more([rec.root] if rec.root else [])
         watching = " (watching)" if self.pm.watching else ""
         print(f"{rec.name} {rec.version} {rec.status}{watching} — {rec.source}")
+        if rec.worker is not None:
+            w = rec.worker
+            missing = "; not in force here: " + ", ".join(sorted(w.unavailable)) if w.unavailable else ""
+            print(f"  isolated in worker pid {w.pid}; enforced: {', '.join(w.enforced) or 'nothing'}{missing}")
 
     def _cmd_start(self, args: Any) -> Command:
         for name in self._names(args, "start"):

@@ -100,6 +100,19 @@ class SignatureView(TypedDict):
     status: str
     signer: str | None
     files: list[str]
+class IsolationView(TypedDict):
+    """An isolated plugin's worker: what runs it, what protects it, how it last died."""
+
+    pid: int | None
+    state: str  # running | restarting | failed | closed
+    enforced: list[str]  # only layers read back as in force, e.g. ["userns", "netns", "seccomp"]
+    unavailable: dict[str, str]  # layer -> why it is not in force here
+    rss_mb: float | None
+    cpu_seconds: float | None
+    crashes: int
+    restarts: int
+    last_crash: str | None  # the reason, e.g. "segfault (SIGSEGV)"
+    last_crash_at: float | None  # epoch seconds
 
 
 class PluginView(TypedDict):
@@ -114,6 +127,7 @@ class PluginView(TypedDict):
     requires: list[str]
     capabilities: list[str]
     signature: SignatureView | None
+    isolation: IsolationView | None  # None: runs in the kernel's process
 
 
 class WatcherView(TypedDict):

@@ -27,6 +27,7 @@ from .protocol import (
     DeltaMsg,
     EventView,
     HealthView,
+    IsolationView,
     LifecycleName,
     PluginView,
     ReloadView,
@@ -99,6 +100,7 @@ def plugin_view(record: Any) -> PluginView:
         requires=[str(r) for r in (_get(md, "requires", ()) or ())],
         capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
         signature=signature_view(_get(record, "signature")),
+        isolation=isolation_view(_get(record, "worker")),
     )
 
 
@@ -107,6 +109,19 @@ def signature_view(sig: Any) -> SignatureView | None:
         return None
     return SignatureView(status=str(_get(sig, "status", "unsigned")), signer=_get(sig, "signer"),
                          files=[str(f) for f in (_get(sig, "files", ()) or ())])
+
+
+def isolation_view(worker: Any) -> IsolationView | None:
+    """An isolated plugin's worker (``record.worker``) as the protocol's view."""
+    if worker is None:
+        return None
+    d = worker.to_dict() if hasattr(worker, "to_dict") else dict(worker)
+    crash = d.get("last_crash") or {}
+    return IsolationView(pid=d.get("pid"), state=str(d.get("state", "")), enforced=list(d.get("enforced", [])),
+                         unavailable=dict(d.get("unavailable", {})), rss_mb=d.get("rss_mb"),
+                         cpu_seconds=d.get("cpu_seconds"), crashes=int(d.get("crashes", 0)),
+                         restarts=int(d.get("restarts", 0)), last_crash=crash.get("reason"),
+                         last_crash_at=crash.get("time"))
 
 
 def _ms(seconds: Any) -> str:
@@ -184,6 +199,12 @@ def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
         return f"{who}: {details.get('operation', 'operation')} refused" + (f": {err}" if err else "")
     if kind == "audit_failed":
         return f"audit log not written: {err}"
+    if kind == "crashed":
+        return f"{who}'s worker crashed: {details.get('reason', 'unknown')}"
+    if kind == "restarted":
+        age = details.get("state_age")
+        kept = f" with its state from {age:.1f} s before" if isinstance(age, (int, float)) else ""
+        return f"{who} restarted{kept}"
     return f"{who} {kind}"
 
 
@@ -381,7 +402,7 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[], signature=None)
+                             last_reload=None, error=None, requires=[], capabilities=[], signature=None, isolation=None)
         else:
             row = PluginView(**row)
         if details.get("version"):

@@ -386,6 +386,30 @@ def test_awaited_form_expands_variables_and_sync_applies_pending(tmp_path) -> No
         shell.run_line_magic("unload_ext", "flx_ipy")
 
 
+# ------------------------------------------------------------------------- isolated plugins
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker sandbox is Linux-only")
+def test_load_isolated_and_list_shows_the_worker(ip: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_plugin(tmp_path / "plugins" / "iso_counter.py", plugin_source("counter", "1.0.0", ""))
+    run(ip, f"%plugin load {path} --isolated --memory-mb 300 --start")
+    out = capsys.readouterr().out
+    rec = ip.pm.record("counter")
+    assert rec.isolated and rec.status == "running"
+    assert f"isolated in worker pid {rec.worker.pid}" in out and "enforced:" in out
+    text = repr(ip.run_line_magic("plugin", "list"))
+    assert f"pid {rec.worker.pid}" in text and "MB" in text and "s CPU" in text
+    for layer in rec.worker.enforced:
+        assert layer in text
+    run(ip, "%plugin unload counter")
+    assert "counter" not in ip.pm.plugins
+
+
+def test_limits_without_isolated_is_a_usage_error(ip: Any, tmp_path: Path) -> None:
+    path = write_plugin(tmp_path / "plugins" / "iso_counter2.py", plugin_source("counter", "1.0.0", ""))
+    result = ip.run_cell(f"%plugin load {path} --memory-mb 100")
+    assert result.error_in_exec is not None and "need --isolated" in str(result.error_in_exec)
+    assert ip.pm.plugins == {}
+
+
 # ------------------------------------------------------------------------- %plugin search / install
 def test_search_and_install_take_the_configured_or_environment_index(ip: Any, tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str],

@@ -24,7 +24,9 @@ FLX_IPY = [
     "InvalidStateError",
     "LifecycleState",
     "Plugin",
+    "PluginCallError",  # issue 12: an isolated plugin's method raised (carried back as data)
     "PluginContext",
+    "PluginCrashedError",  # issue 12 (DESIGN.md): an isolated plugin's worker died mid-call
     "PluginError",
     "PluginLoadError",
     "PluginManager",

@@ -396,3 +396,14 @@ def test_a_rolled_back_reload_leaves_the_running_versions_bytes_pinned(package: 
     assert not result.ok and result.rolled_back and result.phase == "start"
     assert rec.signature.status == "signed"  # the running version is still the signed one
     assert importlib.import_module(f"{package.name}.lazy").VALUE == 1
+
+
+def test_require_refuses_an_unsigned_isolated_plugin_before_a_worker_starts(tmp_path: Path, keys: dict[str, Path],  # type: ignore[no-untyped-def]
+                                                                            managers) -> None:
+    from flx_ipy.testing import plugin_source
+
+    f = write_plugin(tmp_path / "iso_unsigned.py", plugin_source("iso_unsigned"))
+    pm = managers("require", keys["allowed"])
+    with pytest.raises(PluginLoadError, match="unsigned"):
+        pm.load(str(f), isolated=True)
+    assert "iso_unsigned" not in pm.plugins

@@ -11,7 +11,9 @@ running, and what to type next — the magics print ``str(err)`` as their one li
      │    ├── PluginValidationError  (+ ValueError)  .problems: every problem found
      │    ├── PluginLoadError        (+ ImportError) the plugin's code could not be imported
      │    ├── HookError                              a plugin hook raised or timed out
-     │    └── ReloadError                            a reload failed (``ReloadResult.raise_for_error``)
+     │    ├── ReloadError                            a reload failed (``ReloadResult.raise_for_error``)
+     │    ├── PluginCrashedError                     an isolated plugin's worker died mid-call
+     │    └── PluginCallError (+ the builtin type)   an isolated plugin's method raised
 
 A reload never raises for a broken plugin: it returns a ``ReloadResult`` (the old version keeps
 running); a caller that wants an exception asks for one with ``result.raise_for_error()``.
@@ -94,6 +96,29 @@ class ReloadError(PluginError):
         super().__init__(message, plugin, hint=hint)
 
 
+class PluginCrashedError(PluginError):
+    """An isolated plugin's worker process died (or was killed after a hung call) while a call
+    was in flight, or the plugin is out of restarts. ``reason`` says how it died."""
+
+    def __init__(self, message: str, plugin: str | None = None, *, reason: str = "", hint: str = "") -> None:
+        super().__init__(message, plugin, hint=hint)
+        self.reason = reason
+
+
+class PluginCallError(PluginError):
+    """An exception raised inside an isolated plugin's worker, carried back as data: its type
+    name, message and the plugin's own traceback (never the exception object itself). For a
+    built-in exception type the error is also an instance of it (``except PermissionError``)."""
+
+    def __init__(self, message: str, plugin: str | None = None, *, type_name: str = "",
+                 remote_message: str = "", remote_traceback: str = "", where: str | None = None) -> None:
+        super().__init__(message, plugin)
+        self.type_name = type_name
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        self.where = where
+
+
 def one_line(exc: BaseException) -> str:
     """``exc`` as the one line a user reads: our own errors as written, anything else as
     ``Type: first line`` (a plugin's multi-line message would break a table row)."""
@@ -108,6 +133,8 @@ def one_line(exc: BaseException) -> str:
 def plugin_traceback(exc: BaseException, files: Iterable[str]) -> tuple[str, str | None]:
     """The plugin's own frames of ``exc`` (never flx_ipy's), and the innermost ``file:line``:
     a plugin author debugs their code, not the manager's."""
+    if isinstance(exc, PluginCallError) and exc.remote_traceback:  # raised in an isolated plugin's worker
+        return exc.remote_traceback, exc.where
     wanted = {norm(f) for f in files}
     if isinstance(exc, SyntaxError) and exc.filename:
         where: str | None = f"{exc.filename}:{exc.lineno}"

@@ -28,6 +28,9 @@ KINDS = (
     "watch_started", "watch_stopped",
     "error_cleared",  # a save back to the running version ended a kept reload failure (recovery.py)
     "saves_waiting",  # saves held back by a running cell (details: count; published by the IPython layer)
+    "crashed",  # an isolated plugin's worker died (details: reason, returncode, pid; worker/supervise.py)
+    "restarted",  # ... and serves again from its last good checkpoint (details: pid, state_age)
+    "denied",  # an isolated plugin's call raised PermissionError in its sandbox (details: call, error)
     "loop_blocked",  # a plugin's code blocked the kernel's loop > 100 ms (details: where, blocked_for; loopwatch)
     # the plugin index's install into this process (details: distribution, version, previous, index,
     # wheel, sha256, target; install_failed: error), published by the host layer like saves_waiting

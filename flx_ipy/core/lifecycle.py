@@ -332,6 +332,8 @@ def unload_steps(pm: Host, name: str) -> Steps[None]:
     if rec.context is not None:
         for label, err in rec.context.close():
             log.warning("flx_ipy: %s: cleanup %r raised %s during unload", name, label, one_line(err))
+    if rec.worker is not None:
+        rec.worker.close()  # an isolated plugin's worker process ends with it: none is left behind
     del pm.registry[name]
     pm.registry.unloaded.add(name)
     if rec.signature is not None and rec.signature.unit:
@@ -393,6 +395,8 @@ def state_steps(pm: Host, name: str) -> Steps[dict[str, Any]]:
     rec = pm.record(name)
     if rec.instance is None:
         raise InvalidStateError(f"{name} has no live object ({rec.status})", name)
+    if rec.worker is not None:  # isolated: its attributes live in its worker, which reads them
+        return rec.worker.state_summary()  # type: ignore[no-any-return]
     if has_hook(rec.instance, "save_state") and rec.initialized:
         st = yield hook_call(pm, rec, "save_state")
         st = coerce_state(rec, st)

@@ -94,6 +94,9 @@ def _pinned_bytes(path: str) -> bytes | None:
                                       "it is not executed under signature policy 'require'",
                                       hint="re-sign the plugin (`flx-ipy sign PATH`) and load it again")
     return data
+#: module file path (``norm``) -> bytes to import instead of the file's (once): an isolated
+#: plugin's new worker, after a crash, runs the last good version even if a broken save is on disk
+overrides: dict[str, bytes] = {}
 
 
 class FreshSourceLoader(importlib.machinery.SourceFileLoader):
@@ -104,11 +107,14 @@ class FreshSourceLoader(importlib.machinery.SourceFileLoader):
         raise OSError("flx_ipy compiles plugin sources fresh")
 
     def get_data(self, path: str) -> bytes:
-        data = _pinned_bytes(path) if (pinned or _strict_units) else None
+        key = norm(path)
+        data = overrides.pop(key, None) if overrides else None
+        if data is None and (pinned or _strict_units):
+            data = _pinned_bytes(path)
         if data is None:
             data = super().get_data(path)
         if path.endswith(".py"):
-            record_run(norm(path), data)
+            record_run(key, data)
         return data
 
 

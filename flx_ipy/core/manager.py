@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from time import perf_counter
 from typing import Any, TypeVar
@@ -35,6 +35,8 @@ from .trust import Trust
 from .types import HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .validators import Validator
 from .watcher import Watcher
+from .worker import policy as isolation_policy
+from .worker import runtime as isolated_runtime
 
 log = logging.getLogger("flx_ipy")
 T = TypeVar("T")
@@ -71,6 +73,7 @@ class PluginManager:
         allowed_signers: str | Path | None = None,
         audit_log: str | Path | None = None,
         audit_mode: str = "buffered",
+        isolate: Any = None,
         health_gate: bool = False,
         revisions_kept: int = 10,
     ) -> None:
@@ -83,6 +86,8 @@ class PluginManager:
         self.handover_grace = 0.25
         self.data_root = Path(data_root) if data_root else None
         self.clock = clock
+        #: which plugins load isolated without ``isolated=True`` (``core/worker/policy.py``)
+        self.isolate = isolate
         #: every loaded plugin by name, and the rules asked of all of them
         self.registry = Registry()
         #: how long a broken save is held back in case the editor is still writing (settle.py)
@@ -239,6 +244,12 @@ class PluginManager:
             self._lock.release()
             self._flush()
 
+    def exclusive(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        """Hold the manager's lock, as an operation does, for work that is not one: an isolated
+        plugin's restart after its worker crashed (``worker/supervise.py``) must not interleave
+        with a reload. Raises ``InvalidStateError`` if the manager stays busy ``timeout``."""
+        return self._locked(timeout)
+
     def _invoke(self, call: HookCall) -> Any:
         """Every hook call of a sync operation: through ``self.hooks``, timed into ``metrics()``
         (inline, not through ``HookMetrics.timed``: one call layer less on every hook call)."""
@@ -323,10 +334,13 @@ class PluginManager:
         return (cand.target if cand else None), cand
 
     # ----------------------------------------------------------------- operations
-    def load(self, target: str | Path, start: bool = False, *, config: Mapping[str, Any] | None = None
-             ) -> PluginRecord:
-        """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder)."""
-        rec = self._run(lifecycle.load_steps(self, str(target), config))
+    def load(self, target: str | Path, start: bool = False, *, config: Mapping[str, Any] | None = None,
+             isolated: bool = False, limits: Mapping[str, Any] | None = None) -> PluginRecord:
+        """Import a plugin (a discovered name, ``module:Class``, a module, a file or folder).
+
+        ``isolated=True``: run it in its own sandboxed worker process instead (``core/worker``);
+        ``limits``: ``{"memory_mb", "cpu_seconds", "open_files"}`` for that worker."""
+        rec = self._run(self._load_steps(str(target), config, isolated, limits))
         self._follow_new_roots()
         if start:
             self.start(rec.name)
@@ -341,9 +355,20 @@ class PluginManager:
         if set(self.watch_roots()) - set(w.paths):
             self.watch(**w.options)
 
+    def _load_steps(self, target: str, config: Mapping[str, Any] | None, isolated: bool,
+                    limits: Mapping[str, Any] | None) -> Steps[PluginRecord]:
+        if not isolated and self.isolate:
+            isolated = isolation_policy.wants_isolation(self, target)
+        if not isolated and limits:
+            raise InvalidStateError("limits apply to isolated plugins only: pass isolated=True")
+        if isolated:
+            return isolated_runtime.load_steps(self, target, config, limits)
+        return lifecycle.load_steps(self, target, config)
+
     async def aload(self, target: str | Path, start: bool = False, *,
-                    config: Mapping[str, Any] | None = None) -> PluginRecord:
-        rec = await self._arun(lifecycle.load_steps(self, str(target), config))
+                    config: Mapping[str, Any] | None = None, isolated: bool = False,
+                    limits: Mapping[str, Any] | None = None) -> PluginRecord:
+        rec = await self._arun(self._load_steps(str(target), config, isolated, limits))
         self._follow_new_roots()
         if start:
             await self.astart(rec.name)

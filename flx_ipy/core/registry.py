@@ -57,6 +57,10 @@ class PluginRecord:
     files: set[str] = field(default_factory=set)
     #: the signature verdict on the code that runs (``trust.SignatureInfo``); None: policy off
     signature: Any = None
+    #: True for a plugin running in its own worker process (``pm.load(..., isolated=True)``)
+    isolated: bool = False
+    #: the isolated plugin's runtime (``pid``, ``enforced``, ``stats()``, ``last_crash``), else None
+    worker: Any = None
 
     @property
     def health(self) -> HealthStatus | None:
@@ -90,7 +94,8 @@ class PluginRecord:
             "health": self.health.to_dict() if self.health else None,
             "last_reload": self.last_reload.to_dict() if self.last_reload else None,
             "reload_count": self.reload_count, "loaded_at": self.loaded_at,
-            "started_at": self.started_at,
+            "started_at": self.started_at, "isolated": self.isolated,
+            "worker": self.worker.to_dict() if self.worker is not None else None,
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 

@@ -156,6 +156,13 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
             hint=f"fix it and `%plugin start {name}`, or unload and load it again")
     if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
+    if rec.worker is not None:  # isolated: the worker runs this same transaction, from its files
+        if new_sources:  # kept bytes (a rollback) exist only in this process: refuse, change nothing
+            raise InvalidStateError(
+                f"{name} runs isolated: its worker reloads from the plugin's files, so running kept code "
+                "(a rollback) is not supported for isolated plugins yet", name,
+                hint="save the version you want back to the file; the worker reloads it")
+        return (yield from rec.worker.reload_steps(pm, rec, force=force))  # type: ignore[no-any-return]
     t0 = time.perf_counter()
     batch_done = batch_done if batch_done is not None else set()
     new_sources = new_sources if new_sources is not None else {}
@@ -385,6 +392,17 @@ def apply_changes_steps(pm: Host, paths: list[str], *, force: bool = False) -> S
             if cleared is not None:
                 results.append(cleared)
             continue  # a save that changes nothing (or the same broken content again)
+        if rec.worker is not None:  # isolated: the worker reloads (or retries) itself
+            if rec.status in (S.RELOADING, S.UNLOADED) or rec.worker.state == "closed":
+                continue
+            was_failed = rec.status == S.FAILED
+            if rec.worker.state == "failed":
+                res = yield from rec.worker.retry_steps(pm, rec)
+            else:
+                res = yield from rec.worker.reload_steps(pm, rec, force=force, paths=sorted(touched or changed))
+            if res.modules or not res.ok or was_failed:
+                results.append(res)
+            continue
         if rec.status == S.FAILED:
             results.append((yield from _retry_failed(pm, rec, new_sources)))
             continue

@@ -62,6 +62,20 @@ export interface IPluginView {
   requires: string[];
   capabilities: string[];
   signature?: ISignatureView | null; // absent from a 1.0 kernel; null when no policy checks
+  isolation?: IIsolationView | null; // absent/null: runs in the kernel's process
+}
+
+export interface IIsolationView {
+  pid: number | null;
+  state: string; // running | restarting | failed | closed
+  enforced: string[]; // only layers read back as in force
+  unavailable: { [layer: string]: string };
+  rss_mb: number | null;
+  cpu_seconds: number | null;
+  crashes: number;
+  restarts: number;
+  last_crash: string | null;
+  last_crash_at: number | null; // epoch seconds
 }
 
 export interface IWatcherView {
