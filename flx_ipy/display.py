@@ -28,8 +28,8 @@ from . import wording
 
 log = logging.getLogger("flx_ipy")
 
-__all__ = ["StatusLine", "Table", "discovery_table", "event_log", "health_table", "plugin_table",
-           "validation_view"]
+__all__ = ["StatusLine", "Table", "audit_table", "discovery_table", "event_log", "health_table", "plugin_table",
+           "signature_label", "validation_view"]
 
 #: the widest line a text table prints (a 160-column terminal)
 TEXT_WIDTH = 160
@@ -150,16 +150,47 @@ def plugin_table(pm: Any) -> Table:
 def views_table(views: Sequence[Any], watching: Sequence[str]) -> Table:
     """The one text/HTML table of protocol ``PluginView`` rows: ``%plugin list`` and
     the dashboard's text fallback both print this."""
-    rows = [[v["name"], v["version"], v["state"], wording.health_text(v["health"]), _reload_cell(v), v["source"]]
-            for v in views]
+    signed = any(v.get("signature") for v in views)  # the column only when a policy checks signatures
+    rows = [[v["name"], v["version"], v["state"], wording.health_text(v["health"]), _reload_cell(v),
+             *([signature_label(v.get("signature"))] if signed else []), v["source"]] for v in views]
     notes = [f"! {v['name']}: {v['error']}" for v in views if v["error"]]
     # an isolated plugin's worker, one line each under the table (a column would not fit 160)
     info = [f"  {v['name']}: isolated — {isolation_text(v['isolation'])}" for v in views if v.get("isolation")]
     footer = (f"watching {len(watching)} folder{'s' if len(watching) != 1 else ''}: {', '.join(watching)}"
               if watching else "not watching (`%plugin watch` to reload on save)")
-    return Table(["name", "version", "state", "health", "last reload", "source"], rows,
+    columns = ["name", "version", "state", "health", "last reload", *(["signature"] if signed else []), "source"]
+    return Table(columns, rows,
                  empty="no plugins loaded — `%plugin discover DIR` then `%plugin load NAME`", footer=footer,
-                 widths=[24, 12, 11, 30, 36, 36], cut_left=["source"], notes=notes, info=info)
+                 widths=[24, 12, 11, 30, 36, *([32] if signed else []), 36], cut_left=["source"], notes=notes,
+                 info=info)
+
+
+def signature_label(sig: Any) -> str:
+    """``signed (alice)``, ``modified: a.py, b.py``, ``unsigned``; empty when nothing is checked.
+    ``sig``: a record's ``SignatureInfo`` or a protocol ``SignatureView``."""
+    if not sig:
+        return ""
+
+    def get(k: str) -> Any:
+        return sig.get(k) if isinstance(sig, dict) else getattr(sig, k, None)
+
+    if get("status") == "signed":
+        return f"signed ({get('signer')})"
+    if get("status") == "modified":
+        return f"modified: {', '.join(get('files') or [])}"
+    return str(get("status"))
+
+
+def audit_table(records: Iterable[dict[str, Any]]) -> Table:
+    """Audit records (``%plugin audit``, ``flx-ipy audit tail``), oldest first."""
+    def short(text: Any, limit: int = 100) -> str:
+        s = " ".join(str(text or "").split())
+        return s if len(s) <= limit else s[:limit - 1] + "…"
+
+    rows = [[r.get("time", ""), r.get("operation", ""), r.get("plugin") or "", r.get("outcome", ""),
+             r.get("origin", ""), r.get("actor", ""), short(r.get("error"))] for r in records]
+    return Table(["time", "operation", "plugin", "outcome", "origin", "actor", "error"], rows,
+                 empty="no audit records yet")
 
 
 def isolation_text(view: Any) -> str:

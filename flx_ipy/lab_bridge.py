@@ -231,7 +231,7 @@ class LabBridge:
                     self._send(client, protocol.snapshot(state.snapshot()))
             return True, "refreshed"
         assert plugin is not None  # parse_client_message checked it
-        return run_action(pm, name, plugin)
+        return run_action(pm, name, plugin, origin="labextension")
 
 
 def frontend_may_listen() -> bool:

@@ -26,10 +26,11 @@ from typing import Any
 from IPython.core.error import TryNext, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Int, List, Unicode, observe
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 
 from . import display
 from .core.errors import FlxError
+from .core.origin import origin_scope
 from .core.steps import adrive, drive
 
 log = logging.getLogger("flx_ipy")
@@ -38,12 +39,12 @@ __all__ = ["PluginMagics", "arun", "help_text", "rewrite_awaitable"]
 
 SUBCOMMANDS = ("discover", "list", "load", "start", "stop", "reload", "unload", "watch", "unwatch",
                "health", "state", "get", "panel", "log", "error", "validate", "sync", "history", "rollback",
-               "stats", "search", "install", "help")
+               "stats", "search", "install", "audit", "verify", "help")
 #: subcommands that call plugin hooks, so a top-level use is awaited on the kernel's loop
 AWAITED = frozenset({"load", "start", "stop", "reload", "unload", "health", "rollback"})
 _NAME_ARG = frozenset({"start", "stop", "reload", "unload", "health", "state", "get", "error", "history",
                        "rollback", "stats"})
-_PATH_ARG = frozenset({"discover", "validate"})
+_PATH_ARG = frozenset({"discover", "validate"})  # verify takes a name or a path: both complete
 
 _current: PluginMagics | None = None
 
@@ -84,6 +85,18 @@ class PluginMagics(Magics):
                              "empty: $FLX_IPY_INDEX.").tag(config=True)
     status_line = Bool(True, help="In a notebook, show a status line under `%plugin watch` that "
                                   "updates in place when a save is applied.").tag(config=True)
+    signature_policy = Enum(["off", "warn", "require"], "off",
+                            help="Check plugin signatures: 'off' (nothing checked), 'warn' (load, and show "
+                                 "unsigned/modified), 'require' (refuse what is not signed by an allowed "
+                                 "signer; roll back hot edits of signed plugins).").tag(config=True)
+    allowed_signers = Unicode("", help="OpenSSH allowed_signers file of trusted plugin signers "
+                                       '(PRINCIPAL namespaces="flx-ipy" ssh-ed25519 AAAA...).').tag(config=True)
+    audit_log = Unicode("", help="Audit log file (JSON Lines, hash-chained). Empty: "
+                                 "<Jupyter data dir>/flx_ipy/audit.jsonl; 'off': no audit log.").tag(config=True)
+    audit_mode = Enum(["buffered", "blocking"], "buffered",
+                      help="'buffered': records are written by a background thread; 'blocking': written "
+                           "before each operation returns, and no plugin code loads while the log cannot "
+                           "be written.").tag(config=True)
 
     def __init__(self, shell: Any, pm: Any, scheduler: Any = None, status: Any = None, **kwargs: Any) -> None:
         self.pm = pm
@@ -105,7 +118,33 @@ class PluginMagics(Magics):
         if self.isolate:
             self.pm.isolate = self.isolate[0] if self.isolate[0] in ("all", "entry_points") else list(self.isolate)
 
-    @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "isolate")
+        self.pm.allowed_signers = os.path.expanduser(self.allowed_signers) if self.allowed_signers else None
+        self.pm.signature_policy = self.signature_policy
+        path = self.audit_path()
+        current = self.pm.audit
+        # a log the manager was given in Python (PluginManager(audit_log=...)) is kept unless a
+        # setting names another; one these settings chose follows them
+        ours = current is not None and str(current.path) == getattr(self, "_audit_applied", None)
+        if path is None:
+            if current is not None:
+                self.pm.set_audit_log(None)
+        elif current is None or ((ours or self.audit_log) and (
+                str(current.path) != path or current.log.mode != self.audit_mode)):
+            self.pm.set_audit_log(path, mode=self.audit_mode)
+        self._audit_applied = str(self.pm.audit.path) if self.pm.audit is not None else None
+
+    def audit_path(self) -> str | None:
+        """Where this kernel's audit log goes (None: off)."""
+        if self.audit_log.strip().lower() == "off":
+            return None
+        if self.audit_log:
+            return os.path.abspath(os.path.expanduser(self.audit_log))
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.path.join(jupyter_data_dir(), "flx_ipy", "audit.jsonl")
+
+    @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "isolate", "signature_policy",
+             "allowed_signers", "audit_log", "audit_mode")
     def _manager_setting(self, change: Any) -> None:
         if getattr(self, "pm", None) is not None:
             self.apply_config()
@@ -145,6 +184,7 @@ class PluginMagics(Magics):
     @argument("--index", help="search/install: index folder or URL (default: PluginMagics.index, $FLX_IPY_INDEX)")
     @argument("--dry-run", action="store_true", help="install: show what would change, install nothing")
     @argument("--target", help="install: into this folder (pip --target), put first on sys.path")
+    @argument("--where", action="store_true", help="audit: print where the audit log is written")
     def plugin(self, line: str = "") -> Any:
         """Develop plugins interactively: load, start, watch, edit, and see the new code run.
 
@@ -172,13 +212,17 @@ class PluginMagics(Magics):
           %plugin search [TERM] [--index URL|PATH]    plugins an index offers
           %plugin install NAME[==VER] [--index ...] [--dry-run] [--target DIR]
                                           pip-install (hash-checked) into this kernel; loadable at once
+          %plugin audit [-n N] [--where]  the audit log's last records (who did what, from where)
+          %plugin verify NAME|PATH        its signature, against allowed_signers (as `flx-ipy verify`)
 
-        Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size).
+        Settings: ``%config PluginMagics`` (folders, watch timing, polling, health timeout, log size,
+        signature_policy, allowed_signers, audit_log, audit_mode).
         """
         args = self._parse(line)
         if args is None:
             return None
-        return self._guard(args, lambda: self._drive_sync(self._command(args)))
+        with origin_scope("magic"):  # the audit log's origin for what this command does
+            return self._guard(args, lambda: self._drive_sync(self._command(args)))
 
     async def aplugin(self, line: str) -> Any:
         """The awaitable twin: hooks run on the caller's loop (the kernel's)."""
@@ -186,7 +230,8 @@ class PluginMagics(Magics):
         if args is None:
             return None
         try:
-            return await self._drive_async(self._command(args))
+            with origin_scope("magic"):
+                return await self._drive_async(self._command(args))
         except (UsageError, KeyboardInterrupt):
             raise
         except Exception as e:
@@ -481,6 +526,42 @@ class PluginMagics(Magics):
         from .registry.magic import install_command
 
         return install_command(self, args)
+
+    def _cmd_audit(self, args: Any) -> Any:
+        audit = self.pm.audit
+        if args.where:
+            print(str(audit.path) if audit is not None else "the audit log is off "
+                  "(`%config PluginMagics.audit_log = ''` turns it on)")
+            return None
+        if audit is None:
+            raise UsageError("%plugin audit: the audit log is off (`%config PluginMagics.audit_log = ''` "
+                             "writes it under Jupyter's data folder)")
+        from .core.audit import tail
+
+        audit.flush()
+        try:
+            records = tail(audit.path, max(args.n, 1))
+        except FileNotFoundError:
+            records = []
+        return display.audit_table(records)
+
+    def _cmd_verify(self, args: Any) -> display.Text:
+        if len(args.args) != 1:
+            raise UsageError("%plugin verify needs one loaded plugin NAME or a PATH (file or package folder)")
+        if not self.pm.allowed_signers:
+            raise UsageError("%plugin verify: no allowed_signers file is set "
+                             "(`%config PluginMagics.allowed_signers = 'PATH'`)")
+        from .core.trust import check_path, unit_for_record
+
+        item = args.args[0]
+        rec = self.pm.plugins.get(item)
+        unit = unit_for_record(rec) if rec is not None else os.path.abspath(os.path.expanduser(item))
+        if unit is None or not os.path.exists(unit):
+            raise UsageError(f"%plugin verify: {item!r} is neither a loaded plugin with source files nor an "
+                             "existing path")
+        info = check_path(unit, self.pm.allowed_signers)
+        lines = [f"{info.unit}: {info.summary()}", *(f"  {kind}: {rel}" for rel, kind in info.changes.items())]
+        return display.Text("\n".join(lines))
 
     def _show_status(self, force: bool = False) -> None:
         if self.status is not None and (self.status_line or force):

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = "1.1"  # 1.1: ReloadView.note, WatcherView.saves_waiting
+PROTOCOL_VERSION = "1.1"  # 1.1: ReloadView.note, WatcherView.saves_waiting, PluginView.signature
 
 #: Comm target the kernel registers; the panel opens comms to it.
 KERNEL_TARGET = "flx_ipy"
@@ -101,6 +101,13 @@ class ReloadView(TypedDict):
     note: str | None  # e.g. "source matches the running version" (a kept failure was cleared)
 
 
+class SignatureView(TypedDict):
+    """``record.signature``: ``signed`` (by ``signer``), ``unsigned``, ``invalid`` or ``modified``
+    (``files`` differ from what was signed). A row has none when no policy checks signatures."""
+
+    status: str
+    signer: str | None
+    files: list[str]
 class IsolationView(TypedDict):
     """An isolated plugin's worker: what runs it, what protects it, how it last died."""
 
@@ -127,6 +134,7 @@ class PluginView(TypedDict):
     error: str | None  # last error one-liner (failed load, rolled-back reload, hook error)
     requires: list[str]
     capabilities: list[str]
+    signature: SignatureView | None
     isolation: IsolationView | None  # None: runs in the kernel's process
 
 

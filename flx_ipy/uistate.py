@@ -31,6 +31,7 @@ from .protocol import (
     LifecycleName,
     PluginView,
     ReloadView,
+    SignatureView,
     StateView,
     WatcherView,
 )
@@ -38,7 +39,7 @@ from .protocol import (
 Listener = Callable[[Any], None]  # receives SnapshotMsg then DeltaMsg, ...
 
 #: Events that change no row and no watcher: they only enter the log.
-_LOG_ONLY = frozenset({"discovered", "dependency_reloaded"})
+_LOG_ONLY = frozenset({"discovered", "dependency_reloaded", "operation_failed", "audit_failed"})
 #: Events about the watcher, not a plugin
 _WATCHER = frozenset({"watch_started", "watch_stopped", "saves_waiting"})
 
@@ -98,8 +99,16 @@ def plugin_view(record: Any) -> PluginView:
         error=str(error) if error else None,
         requires=[str(r) for r in (_get(md, "requires", ()) or ())],
         capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
+        signature=signature_view(_get(record, "signature")),
         isolation=isolation_view(_get(record, "worker")),
     )
+
+
+def signature_view(sig: Any) -> SignatureView | None:
+    if sig is None:
+        return None
+    return SignatureView(status=str(_get(sig, "status", "unsigned")), signer=_get(sig, "signer"),
+                         files=[str(f) for f in (_get(sig, "files", ()) or ())])
 
 
 def isolation_view(worker: Any) -> IsolationView | None:
@@ -179,6 +188,17 @@ def summarize(kind: str, plugin: str | None, details: Mapping[str, Any]) -> str:
         return f"watching {len(paths)} path{'s' if len(paths) != 1 else ''}"
     if kind == "watch_stopped":
         return "stopped watching"
+    if kind == "signature_checked":
+        status = details.get("status", "?")
+        files = details.get("files") or []
+        by = f" by {details['signer']}" if details.get("signer") and status == "signed" else ""
+        what = f" ({', '.join(files)})" if files else ""
+        verdict = "" if details.get("accepted", True) else " — refused"
+        return f"{who}: signature {status}{by}{what}{verdict}"
+    if kind == "operation_failed":
+        return f"{who}: {details.get('operation', 'operation')} refused" + (f": {err}" if err else "")
+    if kind == "audit_failed":
+        return f"audit log not written: {err}"
     if kind == "crashed":
         return f"{who}'s worker crashed: {details.get('reason', 'unknown')}"
     if kind == "restarted":
@@ -202,9 +222,17 @@ def event_view(event: Any) -> EventView:
 ACTIONS = ("start", "stop", "reload", "unload")
 
 
-def run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
+def run_action(manager: Any, action: str, name: str, origin: str = "widget") -> tuple[bool, str]:
     """What a UI's start/stop/reload/unload button does, for the dashboard and the side panel
-    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do)."""
+    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do).
+    ``origin`` is what the audit log records (``"widget"``, ``"labextension"``)."""
+    from .core.origin import origin_scope
+
+    with origin_scope(origin):
+        return _run_action(manager, action, name)
+
+
+def _run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
     try:
         if action == "start":
             manager.start(name)
@@ -374,7 +402,7 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[], isolation=None)
+                             last_reload=None, error=None, requires=[], capabilities=[], signature=None, isolation=None)
         else:
             row = PluginView(**row)
         if details.get("version"):

@@ -33,9 +33,10 @@ CELL_TIMEOUT = 60
 
 
 def test_the_tutorials_are_there() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"], NOTEBOOKS
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"], NOTEBOOKS
     assert NOTEBOOKS[6].name == "07-find-and-install-plugins.ipynb"
     assert NOTEBOOKS[7].name == "08-running-a-plugin-you-dont-trust.ipynb"
+    assert NOTEBOOKS[8].name == "09-shipping-a-plugin-you-can-trust.ipynb"
     # scripts/run opens the first one
     assert NOTEBOOKS[0].name == "01-first-plugin.ipynb"
 

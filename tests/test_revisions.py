@@ -81,7 +81,10 @@ def test_rollback_to_unknown_revision_raises_and_changes_nothing(pm: PluginManag
         pm.rollback("counter", to=7)
     with pytest.raises(FlxError, match="no earlier revision"):
         pm.rollback("counter")
-    assert len(pm.history("counter")) == 1 and len(pm.events.history()) == n_events
+    # the refusals are audited (``operation_failed`` events), and nothing else happened
+    changes = [e for e in pm.events.history() if e.kind != "operation_failed"]
+    assert len(pm.history("counter")) == 1 and len(changes) == n_events
+    assert [e.details["operation"] for e in pm.events.history()[n_events:]] == ["rollback", "rollback"]
     assert pm.status("counter") == "running" and pm.get("counter").inc() == "v1"
 
 

@@ -21,7 +21,7 @@ from .output import CliError, UsageFailure
 __all__ = ["CliError", "UsageFailure", "build_parser", "main"]
 
 #: verb modules, in the order ``--help`` lists them; each has ``register(subparsers)``
-VERB_MODULES: tuple[str, ...] = ("serve", "registry")
+VERB_MODULES: tuple[str, ...] = ("inspect", "scaffold", "trust", "audit", "serve", "registry")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             parser.print_help(sys.stderr)
             return 2
-        return int(func(args) or 0)
+        from ..core.origin import origin_scope
+
+        with origin_scope("cli"):  # what the audit log records as this operation's origin
+            return int(func(args) or 0)
     except UsageFailure as exc:
         print(str(exc), file=sys.stderr)
         return 2

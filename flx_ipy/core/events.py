@@ -35,6 +35,8 @@ KINDS = (
     # the plugin index's install into this process (details: distribution, version, previous, index,
     # wheel, sha256, target; install_failed: error), published by the host layer like saves_waiting
     "installed", "install_failed",
+    # trust and audit (core/trust.py, core/audit.py): every refused operation is one too
+    "signature_checked", "operation_failed", "audit_failed",
 )
 
 

@@ -38,6 +38,7 @@ from .files import module_file, modules_under, norm, remember_source
 from .health_rules import without_check
 from .registry import PluginRecord, Registry
 from .steps import HookCall, Steps
+from .trust import Trust, gate_load
 from .types import Health, HealthStatus, LifecycleState, PluginState
 from .validators import Validator
 
@@ -65,6 +66,8 @@ class Host(Protocol):
     validator: Validator
     #: a reload whose new code reports "unhealthy" is rolled back (revisions.health_gate_steps)
     health_gate: bool
+    #: the signature policy and trust root (core/trust.py)
+    trust: Trust
 
     @property
     def hook_thread_id(self) -> int | None:
@@ -156,6 +159,8 @@ def load_steps(pm: Host, target: str, config: Any) -> Steps[PluginRecord]:
                               hint="fix the plugin's file, then load it again")
     before = set(sys.modules)
     try:
+        # signatures: checked on the bytes that will run, before they do (core/trust.py)
+        signature = gate_load(pm, target, resolved or target, cand.name if cand is not None else None)
         code = loader.load(target, resolved)
         cls = code.cls
         pm.validator.validate(cls).raise_if_problems(getattr(getattr(cls, "metadata", None), "name", None))
@@ -180,7 +185,7 @@ def load_steps(pm: Host, target: str, config: Any) -> Steps[PluginRecord]:
     rec = PluginRecord(
         name=name, target=target, metadata=cls.metadata, source=code.source, cls=cls,
         module=sys.modules.get(cls.__module__, code.module), instance=instance,
-        root=pkg or code.root, package_dir=pkg, config=dict(config or {}),
+        root=pkg or code.root, package_dir=pkg, config=dict(config or {}), signature=signature,
     )
     for mod in plugin_modules(rec):
         remember_source(mod)
@@ -331,6 +336,8 @@ def unload_steps(pm: Host, name: str) -> Steps[None]:
         rec.worker.close()  # an isolated plugin's worker process ends with it: none is left behind
     del pm.registry[name]
     pm.registry.unloaded.add(name)
+    if rec.signature is not None and rec.signature.unit:
+        loader.unpin(rec.signature.unit)
     shared = {m.__name__ for r in pm.registry.values() for m in plugin_modules(r)}
     mine = [m.__name__ for m in plugin_modules(rec) if m.__name__ not in shared]
     loader.forget_modules(mine)

@@ -36,6 +36,64 @@ from .types import Plugin
 ALIAS_ROOT = "flx_ipy_plugins"
 
 _lock = threading.RLock()
+#: realpath (normcased) -> the bytes a signature check verified: imports run these, not disk
+pinned: dict[str, bytes] = {}
+#: unit (folder or file, normcased realpath) -> its pinned keys; ``strict`` units import nothing else
+_pins_by_unit: dict[str, set[str]] = {}
+_strict_units: set[str] = set()
+
+
+def _real(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def pin(unit: str | os.PathLike[str], files: dict[str, bytes], *, strict: bool) -> None:
+    """Make imports of ``unit``'s ``.py`` files execute exactly ``files`` (the verified bytes).
+
+    ``strict`` (policy ``require``): a module file under the unit that was not verified is
+    refused at import, so a file added after the check cannot run either."""
+    u = _real(os.fspath(unit))
+    unpin(u)
+    keys = set()
+    for path, data in files.items():
+        if path.endswith(".py"):
+            k = _real(path)
+            pinned[k] = data
+            keys.add(k)
+    _pins_by_unit[u] = keys
+    if strict:
+        _strict_units.add(u)
+
+
+def pins_of(unit: str | os.PathLike[str]) -> tuple[dict[str, bytes], bool]:
+    """What ``unit`` has pinned now (to put back with ``pin`` when a reload rolls back)."""
+    u = _real(os.fspath(unit))
+    return {k: pinned[k] for k in _pins_by_unit.get(u, ()) if k in pinned}, u in _strict_units
+
+
+def unpin(unit: str | os.PathLike[str] | None = None) -> None:
+    """Forget the pins of ``unit`` (all pins when None): imports read the disk again."""
+    if unit is None:
+        pinned.clear()
+        _pins_by_unit.clear()
+        _strict_units.clear()
+        return
+    u = _real(os.fspath(unit))
+    for k in _pins_by_unit.pop(u, ()):
+        pinned.pop(k, None)
+    _strict_units.discard(u)
+
+
+def _pinned_bytes(path: str) -> bytes | None:
+    k = _real(path)
+    data = pinned.get(k)
+    if data is None and _strict_units:
+        for u in _strict_units:
+            if k == u or k.startswith(u + os.sep):
+                raise PluginLoadError(f"{path} was not part of the plugin when its signature was checked; "
+                                      "it is not executed under signature policy 'require'",
+                                      hint="re-sign the plugin (`flx-ipy sign PATH`) and load it again")
+    return data
 #: module file path (``norm``) -> bytes to import instead of the file's (once): an isolated
 #: plugin's new worker, after a crash, runs the last good version even if a broken save is on disk
 overrides: dict[str, bytes] = {}
@@ -51,6 +109,8 @@ class FreshSourceLoader(importlib.machinery.SourceFileLoader):
     def get_data(self, path: str) -> bytes:
         key = norm(path)
         data = overrides.pop(key, None) if overrides else None
+        if data is None and (pinned or _strict_units):
+            data = _pinned_bytes(path)
         if data is None:
             data = super().get_data(path)
         if path.endswith(".py"):
@@ -155,6 +215,29 @@ def import_path(path: Path) -> tuple[types.ModuleType, str]:
             raise
 
 
+def adopt_source_package(name: str) -> None:
+    """Import a module-name target (an entry point's ``module:Class``) through our finder when
+    its top-level package is plain source on disk, so it too compiles the source it reads
+    (no ``__pycache__`` is ever executed for a plugin, and pinned bytes apply). Anything else —
+    already imported, namespace or zip packages, extension modules — imports as usual."""
+    top = name.partition(".")[0]
+    if top in sys.modules or top in finder.packages or top in finder.files:
+        return
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return
+    if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+        return
+    locs = list(spec.submodule_search_locations or [])
+    with _lock:
+        if len(locs) == 1 and spec.origin and spec.origin.endswith("__init__.py"):
+            finder.packages[top] = str(Path(locs[0]))
+        elif not locs and spec.origin and spec.origin.endswith(".py"):
+            finder.files[top] = spec.origin
+    install_finder()
+
+
 def forget_modules(names: Sequence[str]) -> None:
     """Drop modules from ``sys.modules`` and from our registry (unload / failed load)."""
     with _lock:
@@ -233,6 +316,7 @@ def load(target: str, resolved: str | None = None) -> LoadedCode:
             if not all(part.isidentifier() for part in where.split(".")):
                 raise PluginNotFoundError(f"{target!r} is not a known plugin, module or path",
                                           hint="`%plugin discover` lists what can be loaded")
+            adopt_source_package(where)
             try:
                 module = importlib.import_module(where)
             except ModuleNotFoundError as e:

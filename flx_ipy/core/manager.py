@@ -21,8 +21,9 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 from . import lifecycle, transaction
+from .audit import AuditLog, AuditTrail
 from .discovery import Candidate, Discovery
-from .errors import InvalidStateError, PluginNotFoundError
+from .errors import HookError, InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
 from .metrics import HookMetrics
 from .registry import PluginRecord, Registry
@@ -30,6 +31,7 @@ from .revisions import Revision, RevisionLog
 from .rollback import rollback_steps
 from .settle import BROKEN_GRACE, Settle
 from .steps import HookCall, HookLoop, HookRunner, InProcess, Steps, adrive, drive
+from .trust import Trust
 from .types import HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .validators import Validator
 from .watcher import Watcher
@@ -67,6 +69,10 @@ class PluginManager:
         event_history: int = 500,
         data_root: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        signature_policy: str = "off",
+        allowed_signers: str | Path | None = None,
+        audit_log: str | Path | None = None,
+        audit_mode: str = "buffered",
         isolate: Any = None,
         health_gate: bool = False,
         revisions_kept: int = 10,
@@ -102,6 +108,39 @@ class PluginManager:
         self.health_gate = health_gate
         self.revisions = RevisionLog(keep=revisions_kept)
         self.events.subscribe(lambda ev: self.hook_metrics.on_event(self.registry, ev))
+        #: signatures are a source check in that pipeline, run before a plugin's code does
+        self.trust = Trust(signature_policy, allowed_signers)
+        self.trust.attach(self.validator)
+        self.audit: Any = None
+        if audit_log is not None:
+            self.set_audit_log(audit_log, mode=audit_mode)
+
+    # ----------------------------------------------------------------- trust & audit
+    @property
+    def signature_policy(self) -> str:
+        """``"off"`` | ``"warn"`` | ``"require"`` (see ``core/trust.py``); settable at any time."""
+        return self.trust.policy
+
+    @signature_policy.setter
+    def signature_policy(self, value: str) -> None:
+        self.trust.policy = value
+
+    @property
+    def allowed_signers(self) -> str | Path | None:
+        return self.trust.allowed_signers
+
+    @allowed_signers.setter
+    def allowed_signers(self, value: str | Path | None) -> None:
+        self.trust.allowed_signers = value
+
+    def set_audit_log(self, path: str | Path | None, *, mode: str = "buffered", **options: Any) -> Any:
+        """Record every operation outcome to ``path`` (JSON Lines, hash-chained; None: stop)."""
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
+        if path is not None:
+            self.audit = AuditTrail(self, AuditLog(path, mode=mode, **options))
+        return self.audit
 
     # ----------------------------------------------------------------- registry & events
     @property
@@ -228,11 +267,29 @@ class PluginManager:
 
     def _run(self, steps: Steps[T]) -> T:
         with self._locked():
-            return drive(steps, self._invoke)
+            try:
+                return drive(steps, self._invoke)
+            except Exception as e:
+                self._refused(steps, e)
+                raise
 
     async def _arun(self, steps: Steps[T]) -> T:
         async with self._alocked():
-            return await adrive(steps, self._ainvoke)
+            try:
+                return await adrive(steps, self._ainvoke)
+            except Exception as e:
+                self._refused(steps, e)
+                raise
+
+    def _refused(self, steps: Any, exc: Exception) -> None:
+        """An operation that raised is an ``operation_failed`` event (the audit log's record of
+        it), unless a ``failed`` event already told (a hook raised: ``HookError``)."""
+        if isinstance(exc, HookError):
+            return
+        op = getattr(steps, "__name__", "operation").removesuffix("_steps")
+        self.emit("operation_failed", getattr(exc, "plugin", None), operation=op,
+                  error=" ".join(str(exc).split()), error_type=type(exc).__name__,
+                  denied=bool(getattr(exc, "denied", False)))
 
     # ----------------------------------------------------------------- discovery
     def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
@@ -450,6 +507,8 @@ class PluginManager:
             except Exception:
                 log.exception("flx_ipy: unloading %s during close failed", name)
         self._hook_loop.close()
+        if self.audit is not None:
+            self.audit.close()
 
     # ----------------------------------------------------------------- revisions & metrics
     def history(self, name: str) -> list[Revision]:

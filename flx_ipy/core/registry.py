@@ -55,6 +55,8 @@ class PluginRecord:
     failed_hashes: dict[str, str] = field(default_factory=dict)
     #: every file that belongs to the plugin (module files), for routing watch events
     files: set[str] = field(default_factory=set)
+    #: the signature verdict on the code that runs (``trust.SignatureInfo``); None: policy off
+    signature: Any = None
     #: True for a plugin running in its own worker process (``pm.load(..., isolated=True)``)
     isolated: bool = False
     #: the isolated plugin's runtime (``pid``, ``enforced``, ``stats()``, ``last_crash``), else None
@@ -94,6 +96,7 @@ class PluginRecord:
             "reload_count": self.reload_count, "loaded_at": self.loaded_at,
             "started_at": self.started_at, "isolated": self.isolated,
             "worker": self.worker.to_dict() if self.worker is not None else None,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
     def __repr__(self) -> str:

@@ -36,6 +36,7 @@ from .lifecycle import (
 from .registry import PluginRecord
 from .revisions import health_gate_steps, migrate_steps
 from .steps import Steps
+from .trust import gate_reload, undo_reload_pins
 from .types import LifecycleState, PluginState, ReloadResult
 
 S = LifecycleState
@@ -186,6 +187,10 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
         swap.prepare()
     except Exception as e:  # syntax error, unreadable file: nothing has changed yet
         return finish(_failed(pm, rec, result, "compile", e, new_sources, rolled_back=True))
+    try:  # signatures, on exactly the bytes the swap will execute, before it does
+        signature = gate_reload(pm, rec, new_sources)
+    except Exception as e:
+        return finish(_failed(pm, rec, result, "signature", e, new_sources, rolled_back=True))
 
     rec.status = S.RELOADING
     pm.emit("reloading", name, now=True, modules=result.modules)
@@ -286,6 +291,7 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
         guard.revert(*snap)  # what the reload's hooks wrote; other threads' writes stay
         guard.remove()
         if not isinstance(exc, _Abort):  # Ctrl-C in a hook, or a bug: old code back, then re-raise
+            undo_reload_pins(pm, rec)
             rec.status = S.STOPPED if stopped and was_running else prev_status
             raise
         abort = exc
@@ -307,6 +313,9 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
     guard.remove()
     rec.cls = new_cls
     rec.metadata = new_cls.metadata
+    if signature is not None:
+        rec.signature = signature
+    pm.trust.undo.pop(name, None)
     rec.status = prev_status
     rec.error = None
     rec.error_detail = None
@@ -335,6 +344,7 @@ def _failed(pm: Host, rec: PluginRecord, result: ReloadResult, phase: str, error
     own ``file:line``, and the failed content's hash, so the same broken save is not retried
     (and reported again) until the file changes."""
     detail, where = plugin_traceback(error, rec.files)
+    undo_reload_pins(pm, rec)  # the failed version's verified bytes are not what runs
     result.ok = False
     result.rolled_back = rolled_back
     result.phase = phase
@@ -419,11 +429,15 @@ def _retry_failed(pm: Host, rec: PluginRecord, new_sources: dict[str, bytes]) ->
     before = (rec.cls, rec.metadata, rec.instance)
     try:
         swap.prepare()
+        signature = gate_reload(pm, rec, new_sources)
         swap.apply()
         new_cls = getattr(rec.module, rec.cls.__name__, None) if rec.cls is not None else None
         if not isinstance(new_cls, type):
             raise FlxError(f"{rec.name}: plugin class is gone from {rec.source}")
         pm.validator.validate(new_cls).raise_if_problems(rec.name)
+        if signature is not None:
+            rec.signature = signature
+        pm.trust.undo.pop(rec.name, None)
         if new_cls is not rec.cls and rec.instance is not None:
             rec.instance = _fresh_instance(new_cls, rec.instance)
         rec.cls, rec.metadata = new_cls, new_cls.metadata  # type: ignore[attr-defined]

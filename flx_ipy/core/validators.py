@@ -11,11 +11,17 @@ Two families of checks share the vocabulary (``Problem``, ``ValidationResult``):
 - on a class already imported (``validate_plugin_class``): what the manager is about to run;
 - on source text never executed (``validate_path``, and discovery's ``read_source``): what
   ``%plugin validate PATH`` and listing can say without running a plugin's import side effects.
+
+The pipeline has two stages. *Source checks* (``add_source_check``) run before a plugin's code
+executes, on the bytes that are about to run (``PluginSources``): a signature check must be
+there, since a class check runs after the module's top-level code already ran. *Class checks*
+(``add_check``) run on the imported class.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginValidationError
+from .project import GROUP, is_project, project_entry_points
+from .signing import collect_files
 from .source import (
     FIELDS,
     ClassInfo,
@@ -36,6 +44,7 @@ from .types import HOOKS, Plugin, PluginMetadata, metadata_problems
 __all__ = [
     "ClassInfo",
     "HookInfo",
+    "PluginSources",
     "Problem",
     "SourceInfo",
     "ValidationResult",
@@ -139,6 +148,46 @@ def validate_metadata(md: PluginMetadata | Mapping[str, Any]) -> ValidationResul
 # --------------------------------------------------------------------------- checks
 
 Check = Callable[[type], Iterable[Problem]]
+
+
+@dataclass
+class PluginSources:
+    """A plugin's files as they are about to run, read once (what source checks see).
+
+    ``unit`` is the package folder or the ``.py`` file (None when the code has no source on
+    disk); ``given`` holds bytes already read by the caller (a reload's new sources), keyed by
+    normcased absolute path. ``files`` reads the rest lazily, so a pipeline with no source
+    check reads nothing. Checks may leave what they learnt in ``findings`` (the signature
+    check leaves ``findings["signature"]``).
+    """
+
+    target: str
+    unit: Path | None
+    plugin: str | None = None
+    phase: str = "load"
+    given: Mapping[str, bytes] = field(default_factory=dict)
+    findings: dict[str, Any] = field(default_factory=dict)
+    _files: dict[str, bytes] | None = None
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """normcased absolute path -> bytes, for every file of the unit (``__pycache__`` aside)."""
+        if self._files is None:
+            out: dict[str, bytes] = {}
+            for p in collect_files(self.unit) if self.unit is not None else []:
+                key = os.path.normcase(str(p))
+                data = self.given.get(key)
+                if data is None:
+                    try:
+                        data = p.read_bytes()
+                    except OSError:
+                        continue
+                out[key] = data
+            self._files = out
+        return self._files
+
+
+SourceCheck = Callable[[PluginSources], Iterable[Problem]]
 
 
 def _where(obj: Any) -> tuple[str | None, int | None]:
@@ -261,8 +310,9 @@ class Validator:
     problem (naming the check), so a buggy extra check cannot hide the others' findings.
     """
 
-    def __init__(self, checks: Iterable[Check] = ()) -> None:
+    def __init__(self, checks: Iterable[Check] = (), source_checks: Iterable[SourceCheck] = ()) -> None:
         self.checks: list[Check] = list(checks)
+        self.source_checks: list[SourceCheck] = list(source_checks)
 
     @classmethod
     def default(cls) -> Validator:
@@ -272,6 +322,26 @@ class Validator:
         """Append a check; returns it, so it also works as a decorator."""
         self.checks.append(fn)
         return fn
+
+    def add_source_check(self, fn: SourceCheck) -> SourceCheck:
+        """Append a check that runs before the plugin's code does, on ``PluginSources``."""
+        self.source_checks.append(fn)
+        return fn
+
+    def remove_source_check(self, fn: SourceCheck) -> None:
+        if fn in self.source_checks:
+            self.source_checks.remove(fn)
+
+    def validate_sources(self, src: PluginSources) -> ValidationResult:
+        result = ValidationResult(str(src.unit or src.target))
+        for check in self.source_checks:
+            try:
+                result.problems.extend(check(src))
+            except Exception as e:
+                result.problems.append(Problem(
+                    f"check {getattr(check, '__name__', check)!s}", f"the check itself raised {e!r}",
+                    "this is a bug in the check, not necessarily in the plugin"))
+        return result
 
     def validate(self, cls: Any) -> ValidationResult:
         if not isinstance(cls, type):
@@ -308,6 +378,8 @@ def validate_path(path: str | Path) -> ValidationResult:
         result.problems.append(Problem("path", f"{p} does not exist", "check the path (typo? relative to "
                                                                           "the notebook's folder?)"))
         return result
+    if is_project(p):
+        return _validate_project(p)
     if p.is_file():
         _validate_module(p, result, [p])
     elif (p / "__init__.py").is_file():
@@ -370,3 +442,45 @@ def _validate_module(entry: Path, result: ValidationResult, files: list[Path], q
         result.problems += _state_pair_problems("save_state" in ci.hooks, "restore_state" in ci.hooks,
                                                 ci.name, file, ci.line)
     return len(plugins)
+
+
+def _validate_project(root: Path) -> ValidationResult:
+    """A project folder: each ``flx_ipy.plugins`` entry point followed to its module, which is
+    validated statically and must define the class with ``metadata.name`` = the entry point's."""
+    result = ValidationResult(str(root))
+    pyproject = str(root / "pyproject.toml")
+    try:
+        eps = project_entry_points(root)
+    except ValueError as e:
+        result.problems.append(Problem("pyproject.toml", f"cannot read: {e}", "fix the TOML syntax", pyproject))
+        return result
+    if not eps:
+        result.problems.append(Problem(
+            "entry points", f'no [project.entry-points."{GROUP}"] table',
+            f'add `[project.entry-points."{GROUP}"]` with `name = "module:ClassName"` per plugin', pyproject))
+        return result
+    for ep in eps:
+        where = f'entry point {ep.name} = "{ep.value}"'
+        if not ep.module or not ep.class_name.isidentifier():
+            result.problems.append(Problem(where, "must be `module:ClassName`", f'{ep.name} = "{ep.module}:MyPlugin"',
+                                           pyproject))
+            continue
+        if ep.file is None:
+            result.problems.append(Problem(where, f"module {ep.module!r} not found under {root}/src or {root}",
+                                           "check the module path (dots, not slashes)", pyproject))
+            continue
+        sub = validate_path(ep.file)
+        result.problems += sub.problems
+        result.notes += sub.notes
+        ci = read_source(ep.file).classes.get(ep.class_name)
+        if ci is None or not ci.is_plugin:
+            result.problems.append(Problem(where, f"{ep.file.name} defines no Plugin subclass {ep.class_name!r}",
+                                           f"class {ep.class_name}(Plugin): ...", str(ep.file)))
+            continue
+        declared = (ci.fields or {}).get("name")
+        if isinstance(declared, str) and declared != ep.name:
+            result.problems.append(Problem(where, f"the entry point's name differs from metadata.name {declared!r}",
+                                           f'rename one of them: {declared} = "{ep.value}"', str(ep.file),
+                                           ci.metadata_line))
+    result.problems = list(dict.fromkeys(result.problems))
+    return result

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from . import polling
 from .files import norm
+from .origin import origin_scope
 from .registry import Registry
 from .settle import BROKEN_GRACE, SETTLE, Settler
 
@@ -210,7 +211,8 @@ class Watcher:
             return
 
         def apply() -> list[Any]:
-            results = self.pm.apply_changes(todo)
+            with origin_scope("watcher"):  # the audit log's origin, wherever the applier runs this
+                results = self.pm.apply_changes(todo)
             self.applied += 1
             if self.on_applied is not None:
                 self.on_applied(results, seen_at)

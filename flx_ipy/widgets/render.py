@@ -62,11 +62,32 @@ def name_html(view: PluginView) -> str:
     title = esc(view["source"] or view["name"])
     desc = f' <span style="color:{MUTED}">{esc(one_line(view["description"], 60))}</span>' \
         if view["description"] else ""
-    return f'<span class="flx-name" title="{title}" style="{ONE_LINE}"><b>{esc(view["name"])}</b>{desc}</span>'
+    sig = signature_html(view.get("signature"))
+    return (f'<span class="flx-name" title="{title}" style="{ONE_LINE}"><b>{esc(view["name"])}</b>{sig}{desc}'
+            '</span>')
 
 
 def version_html(version: str) -> str:
     return f'<code class="flx-version">{esc(version or "?")}</code>'
+
+
+def signature_text(sig: Any) -> str:
+    """``signed by alice``, ``modified: a.py``; empty when no policy checks signatures."""
+    if not sig:
+        return ""
+    if sig["status"] == "signed":
+        return f"signed by {sig['signer']}"
+    if sig["status"] == "modified":
+        return f"modified: {', '.join(sig['files'])}"
+    return str(sig["status"])
+
+
+def signature_html(sig: Any) -> str:
+    text = signature_text(sig)
+    if not text:
+        return ""
+    color = OK_COLOR if sig["status"] == "signed" else FAIL_COLOR
+    return f' <span class="flx-signature" style="color:{color}">{esc(text)}</span>'
 
 
 def health_html(health: HealthView | None) -> str:

@@ -7,7 +7,7 @@
  */
 import type { JSONObject } from '@lumino/coreutils';
 
-export const PROTOCOL_VERSION = '1.1'; // 1.1: IReloadView.note, IWatcherView.saves_waiting
+export const PROTOCOL_VERSION = '1.1'; // 1.1: IReloadView.note, IWatcherView.saves_waiting, IPluginView.signature
 
 /** Comm target the kernel registers; the panel opens comms to it. */
 export const KERNEL_TARGET = 'flx_ipy';
@@ -70,6 +70,13 @@ export interface IReloadView {
   note: string | null;
 }
 
+/** `record.signature`: signed (by signer), unsigned, invalid or modified (files differ). */
+export interface ISignatureView {
+  status: string;
+  signer: string | null;
+  files: string[];
+}
+
 export interface IPluginView {
   name: string;
   version: string;
@@ -81,6 +88,7 @@ export interface IPluginView {
   error: string | null;
   requires: string[];
   capabilities: string[];
+  signature?: ISignatureView | null; // absent from a 1.0 kernel; null when no policy checks
   isolation?: IIsolationView | null; // absent/null: runs in the kernel's process
 }
 

@@ -39,6 +39,7 @@ from ..errors import (
 from ..files import source_hashes
 from ..registry import PluginRecord
 from ..steps import Steps
+from ..trust import gate_load
 from ..types import LifecycleState, PluginMetadata, PluginState, ReloadResult
 from . import runner, static, supervise
 from .host import WorkerHost
@@ -446,12 +447,15 @@ def load_steps(pm: WorkerHost, target: str, config: Mapping[str, Any] | None,
                                     hint=f"`%plugin unload {name}` first, or rename one of them")
         raise InvalidStateError(f"{name} is loaded but failed ({existing.error})", name,
                                 hint=f"`%plugin unload {name}`, then load it again")
+    # the signature policy holds for isolated plugins too: checked here, before a worker starts
+    signature = gate_load(pm, target, target, name)
     rt = IsolatedRuntime(pm, name, sp, config, lim)
     info = rt.spawn()
     rec = PluginRecord(name=name, target=target, metadata=sp.metadata, source=str(info.get("source") or sp.file),
                        instance=rt.proxy, config=dict(config or {}))
     rec.isolated = True
     rec.worker = rt
+    rec.signature = signature
     rt.apply_info(rec, info)
     runner.install(pm)  # its hooks are routed to its worker at the hook-call seam
     pm.registry[name] = rec

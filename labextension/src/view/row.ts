@@ -91,7 +91,8 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
       { className: 'flx-Row-head' },
       h('span', { className: `flx-Badge flx-Badge-${p.state}`, 'data-testid': id('state') }, p.state),
       h('span', { className: 'flx-Name', title: p.description || p.name }, p.name),
-      h('span', { className: 'flx-Version', 'data-testid': id('version') }, `v${p.version}`)
+      h('span', { className: 'flx-Version', 'data-testid': id('version') }, `v${p.version}`),
+      signatureBadge(p, id('signature'))
     ),
     h(
       'div',
@@ -117,5 +118,24 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
     h('div', { className: 'flx-Source', title: p.source }, p.source),
     h('div', { className: 'flx-Actions' }, ...buttons),
     pendingEl
+  );
+}
+
+/** "signed by alice" / "modified: a.py" / "unsigned"; nothing when no policy checks signatures. */
+function signatureBadge(p: IPluginView, testid: string): HTMLElement | null {
+  const sig = p.signature;
+  if (!sig) {
+    return null;
+  }
+  const text =
+    sig.status === 'signed'
+      ? `signed by ${sig.signer ?? '?'}`
+      : sig.status === 'modified'
+        ? `modified: ${sig.files.join(', ')}`
+        : sig.status;
+  return h(
+    'span',
+    { className: `flx-Signature flx-Signature-${sig.status}`, 'data-testid': testid, 'data-signature': sig.status },
+    text
   );
 }
