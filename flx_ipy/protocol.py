@@ -40,7 +40,7 @@ LifecycleName = Literal[
 ]
 HealthName = Literal["healthy", "degraded", "unhealthy", "unknown"]
 ActionName = Literal["start", "stop", "reload", "unload", "refresh"]
-#: not yet mirrored in ``protocol.ts`` (the side panel has no index view yet); a panel that does
+#: mirrored in ``protocol.ts`` (the side panel's Index section); a panel that does
 #: not know them never sends them
 IndexActionName = Literal["index_search", "install"]
 #: Actions on a plugin index (``flx_ipy.registry.panel``): ``index_search`` (optional ``term``)

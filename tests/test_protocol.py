@@ -87,9 +87,10 @@ def test_builders_stamp_the_version_and_are_json() -> None:
 
 
 def _ts_interfaces(text: str) -> dict[str, set[str]]:
-    out = {}
-    for m in re.finditer(r"export interface (\w+) \{(.*?)\n\}", text, re.S):
-        out[m.group(1)] = set(re.findall(r"^\s+(\w+)\??:", m.group(2), re.M))
+    out: dict[str, set[str]] = {}
+    for m in re.finditer(r"export interface (\w+)(?: extends (\w+))? \{(.*?)\n\}", text, re.S):
+        inherited = out.get(m.group(2), set()) if m.group(2) else set()  # parents come first
+        out[m.group(1)] = inherited | set(re.findall(r"^\s+(\w+)\??:", m.group(3), re.M))
     return out
 
 
@@ -119,7 +120,8 @@ def test_typescript_constants_match() -> None:
 @pytest.mark.parametrize(
     "name",
     ["HealthView", "ReloadView", "PluginView", "WatcherView", "EventView", "StateView", "AnnounceMsg",
-     "SnapshotMsg", "DeltaMsg", "ReplyMsg", "ErrorMsg", "HelloMsg", "ActionMsg"],
+     "SnapshotMsg", "DeltaMsg", "ReplyMsg", "ErrorMsg", "HelloMsg", "ActionMsg", "SignatureView",
+     "IsolationView", "IndexReplyMsg", "ProgressMsg", "IndexActionMsg"],
 )
 def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
     ts = _ts_interfaces(TS.read_text())
@@ -134,10 +136,16 @@ def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
 def test_typescript_literals_match() -> None:
     text = TS.read_text()
     for alias, py in [("LifecycleName", protocol.LifecycleName), ("HealthName", protocol.HealthName),
-                      ("ActionName", protocol.ActionName)]:
+                      ("ActionName", protocol.ActionName), ("IndexActionName", protocol.IndexActionName)]:
         m = re.search(rf"export type {alias} =(.*?);", text, re.S)
         assert m, alias
         assert set(re.findall(r"'(\w+)'", m.group(1))) == set(typing.get_args(py))
+
+
+def test_typescript_index_actions_match() -> None:
+    m = re.search(r"export const INDEX_ACTIONS[^=]*= \[([^\]]*)\]", TS.read_text())
+    assert m, "INDEX_ACTIONS missing from protocol.ts"
+    assert tuple(re.findall(r"'(\w+)'", m.group(1))) == protocol.INDEX_ACTIONS
 
 
 def test_typescript_allowed_actions_table_matches() -> None:

@@ -15,6 +15,8 @@ import {
   type ActionName,
   asKernelMessage,
   hello,
+  indexAction,
+  type IndexActionName,
   type IEventView,
   type IPluginView,
   type IReplyMsg,
@@ -23,6 +25,7 @@ import {
   PANEL_TARGET,
   versionProblem
 } from './protocol';
+import { type IIndexView, IndexState } from './indexstate';
 import { PendingRequests } from './requests';
 import { PanelStore } from './store';
 import type { ConnectionStatus, INotice, IPanelModel, IPendingAction } from './tokens';
@@ -69,6 +72,9 @@ export class PanelModel implements IPanelModel {
   get notice(): INotice | null {
     return this._store.notice;
   }
+  get index(): IIndexView {
+    return this._index.view;
+  }
   get isDisposed(): boolean {
     return this._disposed;
   }
@@ -109,6 +115,35 @@ export class PanelModel implements IPanelModel {
     const { pending, reply } = this._requests.add(name, plugin, this.kernelBusy);
     comm.send(actionMsg(pending.requestId, name, plugin));
     this._emit();
+    return reply;
+  }
+
+  searchIndex(term: string): Promise<IReplyMsg> {
+    return this._runIndex('index_search', { term: term.trim() || null });
+  }
+
+  install(spec: string): Promise<IReplyMsg> {
+    return this._runIndex('install', { spec });
+  }
+
+  /** One index action at a time: the section shows one search or one install. */
+  private _runIndex(name: IndexActionName, opts: { spec?: string; term?: string | null }): Promise<IReplyMsg> {
+    const comm = this._comm;
+    if (!comm || comm.isDisposed || this._status !== 'ready') {
+      return Promise.reject(new Error(`flx_ipy is not connected (${this._status})`));
+    }
+    if (this._index.busy) {
+      return Promise.reject(new Error('an index search or install is already running'));
+    }
+    const { pending, reply } = this._requests.add(name, opts.spec ?? null, this.kernelBusy);
+    if (name === 'install') {
+      this._index.installStarted(pending.requestId, opts.spec ?? '');
+    } else {
+      this._index.searching(pending.requestId, opts.term ?? '');
+    }
+    comm.send(indexAction(pending.requestId, name, opts));
+    // A reply that never comes (connection reset) must not leave the section "installing".
+    reply.catch((err: Error) => this._index.fail(err.message));
     return reply;
   }
 
@@ -198,7 +233,19 @@ export class PanelModel implements IPanelModel {
           this._emit();
         }
         break;
+      case 'progress':
+        this._index.progress(data);
+        break;
       case 'reply':
+        if (this._index.settle(data)) {
+          this._requests.settle(data);
+          if (data.action === 'install' && data.ok) {
+            // what it installed shows as rows; the banner says so too
+            this._store.showNotice({ ok: true, text: data.message, plugin: null, action: data.action });
+          }
+          this._emit();
+          break;
+        }
         this._store.showNotice({ ok: data.ok, text: data.message, plugin: data.plugin, action: data.action });
         this._requests.settle(data);
         this._emit();
@@ -233,6 +280,7 @@ export class PanelModel implements IPanelModel {
     }
     this._reconnects = 0;
     this._store.reset();
+    this._index.reset();
     this._setStatus('not-loaded', '');
   }
 
@@ -280,6 +328,7 @@ export class PanelModel implements IPanelModel {
     const kernel = this._kernel;
     this._dropComm(true);
     this._store.reset();
+    this._index.reset();
     if (kernel) {
       kernel.statusChanged.disconnect(this._onKernelStatus, this);
       kernel.connectionStatusChanged.disconnect(this._onConnectionStatus, this);
@@ -326,6 +375,7 @@ export class PanelModel implements IPanelModel {
   private _changed = new Signal<IPanelModel, void>(this);
   private _store = new PanelStore(() => this._emit());
   private _requests = new PendingRequests();
+  private _index = new IndexState(() => this._emit());
   private _kernel: Kernel.IKernelConnection | null = null;
   private _comm: Kernel.IComm | null = null;
   /** The current comm has delivered its snapshot (a comm closed before that: not loaded). */

@@ -26,6 +26,9 @@ export type LifecycleName =
 export type HealthName = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
 export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'refresh';
 export type PluginActionName = Exclude<ActionName, 'refresh'>;
+/** Actions on a plugin index (`INDEX_ACTIONS` in `flx_ipy/protocol.py`). */
+export type IndexActionName = 'index_search' | 'install';
+export const INDEX_ACTIONS: readonly IndexActionName[] = ['index_search', 'install'];
 export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 'reload', 'unload'];
 
 /**
@@ -88,8 +91,8 @@ export interface IPluginView {
   error: string | null;
   requires: string[];
   capabilities: string[];
-  signature?: ISignatureView | null; // absent from a 1.0 kernel; null when no policy checks
-  isolation?: IIsolationView | null; // absent/null: runs in the kernel's process
+  signature: ISignatureView | null; // null when no policy checks signatures
+  isolation: IIsolationView | null; // null: runs in the kernel's process
 }
 
 export interface IIsolationView {
@@ -163,6 +166,31 @@ export interface IReplyMsg {
   message: string;
 }
 
+/** `index_search` replies carry the offers in `data` (`IIndexRow[]`); `install` its outcome. */
+export interface IIndexReplyMsg extends IReplyMsg {
+  data?: unknown;
+}
+
+/** A line of progress for a running action (`install`: pip's output), before its reply. */
+export interface IProgressMsg {
+  kind: 'progress';
+  protocol: string;
+  request_id: string;
+  action: string;
+  line: string;
+}
+
+/** One offer of an index (`flx_ipy.registry.table.search_rows`). */
+export interface IIndexRow {
+  name: string;
+  latest: string;
+  version: string;
+  plugins: string[];
+  summary: string;
+  versions: string[];
+  signature: string;
+}
+
 export interface IErrorMsg {
   kind: 'error';
   protocol: string;
@@ -170,7 +198,7 @@ export interface IErrorMsg {
   message: string;
 }
 
-export type KernelMessage = IAnnounceMsg | ISnapshotMsg | IDeltaMsg | IReplyMsg | IErrorMsg;
+export type KernelMessage = IAnnounceMsg | ISnapshotMsg | IDeltaMsg | IIndexReplyMsg | IErrorMsg | IProgressMsg;
 
 // --- panel -> kernel -------------------------------------------------------------------------
 
@@ -186,8 +214,13 @@ export interface IActionMsg {
   kind: 'action';
   protocol: string;
   request_id: string;
-  action: ActionName;
+  action: ActionName | IndexActionName;
   plugin: string | null;
+}
+
+export interface IIndexActionMsg extends IActionMsg {
+  index?: string | null; // index folder or URL; default: the kernel's configured one
+  term?: string | null; // index_search: what to look for
 }
 
 function major(version: unknown): number | null {
@@ -226,6 +259,7 @@ export function asKernelMessage(data: unknown): KernelMessage | null {
     case 'delta':
     case 'reply':
     case 'error':
+    case 'progress':
       return data as KernelMessage;
     default:
       return null; // a newer minor version may add kinds: ignore them
@@ -243,4 +277,21 @@ export function action(
   plugin: string | null
 ): IActionMsg & JSONObject {
   return { kind: 'action', protocol: PROTOCOL_VERSION, request_id: requestId, action: name, plugin };
+}
+
+/** `index_search` (term) or `install` (`spec` is `NAME[==VERSION]`) on an index. */
+export function indexAction(
+  requestId: string,
+  name: IndexActionName,
+  opts: { spec?: string | null; term?: string | null; index?: string | null }
+): IIndexActionMsg & JSONObject {
+  return {
+    kind: 'action',
+    protocol: PROTOCOL_VERSION,
+    request_id: requestId,
+    action: name,
+    plugin: opts.spec ?? null,
+    index: opts.index ?? null,
+    term: opts.term ?? null
+  };
 }

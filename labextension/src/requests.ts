@@ -5,7 +5,7 @@
  * is then shown as queued). If the connection goes away first, every waiter is rejected so no
  * button stays "pending" forever. No comm and no DOM: unit-tested in `test/requests.test.ts`.
  */
-import type { ActionName, IReplyMsg } from './protocol';
+import { type ActionName, type IndexActionName, INDEX_ACTIONS, type IReplyMsg } from './protocol';
 import type { IPendingAction } from './tokens';
 
 interface IWaiter {
@@ -27,7 +27,7 @@ export class PendingRequests {
 
   /** Register a request; the promise settles with its reply (or the reason it never came). */
   add(
-    action: ActionName,
+    action: ActionName | IndexActionName,
     plugin: string | null,
     queued: boolean
   ): { pending: IPendingAction; reply: Promise<IReplyMsg> } {
@@ -38,10 +38,13 @@ export class PendingRequests {
     return { pending, reply };
   }
 
-  /** The first action still waiting for `plugin` (`null`: a manager-wide one like refresh). */
+  /**
+   * The first action still waiting for `plugin` (`null`: a manager-wide one like refresh).
+   * Index actions name a package spec, not a loaded plugin: never a row's pending action.
+   */
   pendingFor(plugin: string | null): IPendingAction | undefined {
     for (const w of this._waiters.values()) {
-      if (w.pending.plugin === plugin) {
+      if (w.pending.plugin === plugin && !(INDEX_ACTIONS as readonly string[]).includes(w.pending.action)) {
         return w.pending;
       }
     }

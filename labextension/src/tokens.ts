@@ -9,10 +9,16 @@ import type { Kernel } from '@jupyterlab/services';
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 
-import type { ActionName, IEventView, IPluginView, IReplyMsg, IWatcherView } from './protocol';
+import type { IIndexView } from './indexstate';
+import type { ActionName, IEventView, IndexActionName, IPluginView, IReplyMsg, IWatcherView } from './protocol';
 
+export type { IIndexView } from './indexstate';
 export type {
   ActionName,
+  IIndexRow,
+  IIsolationView,
+  IndexActionName,
+  ISignatureView,
   IEventView,
   IHealthView,
   IPluginView,
@@ -59,7 +65,7 @@ export type ConnectionStatus =
 
 export interface IPendingAction {
   requestId: string;
-  action: ActionName;
+  action: ActionName | IndexActionName;
   plugin: string | null;
   /** The kernel was busy when the action was sent: it runs after the current cell. */
   queued: boolean;
@@ -91,6 +97,12 @@ export interface IPanelModel extends IDisposable {
   readonly notice: INotice | null;
   pendingFor(plugin: string | null): IPendingAction | undefined;
   run(action: ActionName, plugin: string | null): Promise<IReplyMsg>;
+  /** The Index section: offers of the last search, the install running. */
+  readonly index: IIndexView;
+  /** List what the kernel's configured index offers (`term`: filter; '' lists all). */
+  searchIndex(term: string): Promise<IReplyMsg>;
+  /** Install `spec` (`NAME[==VERSION]`) from the index; progress shows in `index.line`. */
+  install(spec: string): Promise<IReplyMsg>;
   setKernel(kernel: Kernel.IKernelConnection | null, label: string): void;
 }
 

@@ -22,6 +22,8 @@ function plugin(name: string, over: Partial<IPluginView> = {}): IPluginView {
     error: null,
     requires: [],
     capabilities: [],
+    signature: null,
+    isolation: null,
     ...over
   };
 }

@@ -35,3 +35,14 @@ describe('PendingRequests', () => {
     expect(r.size).toBe(0);
   });
 });
+
+describe('PendingRequests and index actions', () => {
+  it('never shows an install as a row pending action, even when the spec equals a plugin name', () => {
+    const r = new PendingRequests();
+    r.add('install', 'counter', false);
+    expect(r.pendingFor('counter')).toBeUndefined();
+    expect(r.size).toBe(1);
+    r.add('stop', 'counter', false);
+    expect(r.pendingFor('counter')?.action).toBe('stop');
+  });
+});

@@ -13,6 +13,8 @@ function plugin(name: string, over: Partial<IPluginView> = {}): IPluginView {
     error: null,
     requires: [],
     capabilities: [],
+    signature: null,
+    isolation: null,
     ...over
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The side panel: status line, one row per plugin, the watcher, recent events.
+ * The side panel: status line, one row per plugin, the watcher, the index, recent events.
  * Re-renders from the model on every `changed` (and every few seconds while shown, so "just
  * now" ages); holds no state of its own but whether the event list is open.
  */
@@ -10,6 +10,7 @@ import type { PluginActionName } from '../protocol';
 import { type ConnectionStatus, type IPanelModel, PANEL_ID } from '../tokens';
 import { h } from './dom';
 import { ago, clock, listedEvents, waitingText } from './format';
+import { renderIndex } from './indexview';
 import { type OpenSource, renderRow, withLinks } from './row';
 
 export interface IPanelOptions {
@@ -124,6 +125,20 @@ export class FlxPanel extends Widget {
           ...(rows.length ? rows : [h('div', { className: 'flx-Empty' }, 'No plugins loaded yet: %plugin load TARGET')])
         )
       );
+      body.push(
+        renderIndex(m.index, {
+          search: term => void m.searchIndex(term).catch(() => undefined), // shown as the index line
+          install: spec => void m.install(spec).catch(() => undefined),
+          term: this._term,
+          setTerm: term => {
+            this._term = term;
+          },
+          open: this._indexOpen,
+          setOpen: open => {
+            this._indexOpen = open;
+          }
+        })
+      );
       const listed = listedEvents(m.events);
       const events = listed.slice(-12).reverse();
       body.push(
@@ -152,7 +167,17 @@ export class FlxPanel extends Widget {
         this._eventsOpen = details.open;
       });
     }
+    // A delta re-renders while someone types in the index box: keep their caret there.
+    const typing = document.activeElement instanceof HTMLInputElement && this.node.contains(document.activeElement);
+    const caret = typing ? (document.activeElement as HTMLInputElement).selectionStart : null;
     this.node.replaceChildren(...body);
+    if (typing) {
+      const box = this.node.querySelector<HTMLInputElement>('[data-testid="flx-index-term"]');
+      box?.focus();
+      if (box && caret !== null) {
+        box.setSelectionRange(caret, caret);
+      }
+    }
   }
 
   private async _act(action: PluginActionName, plugin: string): Promise<void> {
@@ -164,5 +189,7 @@ export class FlxPanel extends Widget {
   }
 
   private _eventsOpen = true;
+  private _indexOpen = false;
+  private _term = '';
   private _timer: ReturnType<typeof setInterval>;
 }

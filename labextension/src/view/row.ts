@@ -1,8 +1,10 @@
-/** One plugin: badge, name + version, health, last reload, last error, action buttons. */
+/** One plugin: badge, name + version + signer, health, last reload, last error, worker, buttons. */
 import { ALLOWED_ACTIONS, allowedActions, type IPluginView, PLUGIN_ACTIONS, type PluginActionName } from '../protocol';
 import type { IPendingAction } from '../tokens';
 import { h } from './dom';
 import { findLocations, healthText, reloadText } from './format';
+import { renderIsolation } from './isolation';
+import { renderSignature } from './signature';
 
 export type RunAction = (action: PluginActionName, plugin: string) => void;
 /** Open a plugin file at a line in JupyterLab's editor. */
@@ -92,7 +94,7 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
       h('span', { className: `flx-Badge flx-Badge-${p.state}`, 'data-testid': id('state') }, p.state),
       h('span', { className: 'flx-Name', title: p.description || p.name }, p.name),
       h('span', { className: 'flx-Version', 'data-testid': id('version') }, `v${p.version}`),
-      signatureBadge(p, id('signature'))
+      renderSignature(p)
     ),
     h(
       'div',
@@ -115,27 +117,9 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
     p.error
       ? h('div', { className: 'flx-Error', 'data-testid': id('error') }, ...withLinks(p.error, o.open, id('open')))
       : null,
+    renderIsolation(p, o.now),
     h('div', { className: 'flx-Source', title: p.source }, p.source),
     h('div', { className: 'flx-Actions' }, ...buttons),
     pendingEl
-  );
-}
-
-/** "signed by alice" / "modified: a.py" / "unsigned"; nothing when no policy checks signatures. */
-function signatureBadge(p: IPluginView, testid: string): HTMLElement | null {
-  const sig = p.signature;
-  if (!sig) {
-    return null;
-  }
-  const text =
-    sig.status === 'signed'
-      ? `signed by ${sig.signer ?? '?'}`
-      : sig.status === 'modified'
-        ? `modified: ${sig.files.join(', ')}`
-        : sig.status;
-  return h(
-    'span',
-    { className: `flx-Signature flx-Signature-${sig.status}`, 'data-testid': testid, 'data-signature': sig.status },
-    text
   );
 }
