@@ -45,10 +45,14 @@ function renderOffer(r: IIndexRow, view: IIndexView, o: IIndexOptions): HTMLElem
       { className: 'flx-Offer-head' },
       h('span', { className: 'flx-Name' }, r.name),
       h('span', { className: 'flx-Version' }, r.latest ? `v${r.latest}` : ''),
-      h('span', { className: `flx-Signature flx-Signature-${r.signature}` }, r.signature),
-      button
+      h('span', { className: `flx-Signature flx-Signature-${r.signature}` }, r.signature)
     ),
-    r.summary ? h('div', { className: 'flx-Offer-summary', title: offerText(r) }, r.summary) : null
+    h(
+      'div',
+      { className: 'flx-Offer-foot' },
+      h('span', { className: 'flx-Offer-summary', title: offerText(r) }, r.summary),
+      button
+    )
   );
 }
 
