@@ -321,3 +321,31 @@ def test_a_hot_reload_of_an_isolated_plugin_is_signature_checked(tmp_path: Path,
     finally:
         pm.close()
         loader.unpin()
+
+
+@linux_only
+def test_a_save_after_a_crash_loop_is_signature_checked_before_the_fresh_worker(tmp_path: Path,
+                                                                               keys: dict[str, Path]) -> None:
+    from flx_ipy.core.trust import sign_plugin
+
+    path = signed_plugin(tmp_path, keys)
+    pm = PluginManager(entry_points=False, data_root=tmp_path / "data", signature_policy="require",
+                       allowed_signers=keys["allowed"], hook_timeout=20.0)
+    ev = Events(pm)
+    try:
+        pm.load(str(path), start=True, isolated=True)
+        p = pm.get("wired")
+        for i in range(4):
+            with pytest.raises(PluginCrashedError):
+                p.die()
+            ev.wait("crashed", i + 1)
+        ev.wait("failed")
+        path.write_text(source(version="1.0.1", tag="fix, unsigned"))
+        (res,) = pm.apply_changes([path])
+        assert not res.ok and "no longer signed" in res.error and pm.status("wired") == "failed"
+        sign_plugin(path, keys["trusted"])
+        (res,) = pm.apply_changes([path])
+        assert res.ok and pm.status("wired") == "running" and p.tag() == "fix, unsigned"
+    finally:
+        pm.close()
+        loader.unpin()

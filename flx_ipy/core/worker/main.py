@@ -96,10 +96,7 @@ class Worker:
 
     # ------------------------------------------------------------ ops
     def op_load(self, req: dict[str, Any]) -> Any:
-        pins = req.get("pins")
-        if pins:  # the bytes the kernel's signature check verified: exactly those are imported
-            loader.pin(pins["unit"], {str(k): bytes(v) for k, v in pins["files"].items()},
-                       strict=bool(pins.get("strict")))
+        self._pin(req.get("pins"))
         overrides.update(req.get("sources") or {})  # the last good version, after a crash
         try:
             rec = self.pm.load(req["target"], config=req.get("config") or {})
@@ -169,6 +166,13 @@ class Worker:
             self.pm.start(self.name)
         return self.info()
 
+    @staticmethod
+    def _pin(pins: dict[str, Any] | None) -> None:
+        """The bytes the kernel's signature check verified: exactly those are imported here."""
+        if pins:
+            loader.pin(pins["unit"], {str(k): bytes(v) for k, v in pins["files"].items()},
+                       strict=bool(pins.get("strict")))
+
     def _gate(self, req: dict[str, Any]) -> None:
         """The kernel's health gate holds for the reload the worker runs."""
         self.pm.health_gate = bool(req.get("health_gate"))
@@ -180,6 +184,7 @@ class Worker:
         given = req.get("sources")  # a rollback's kept bytes, or the bytes a signature check verified
         res = self.pm.reload(self.name, force=bool(req.get("force", True)),
                              sources={str(k): bytes(v) for k, v in given.items()} if given else None)
+        self._pin(req.get("pins") if res.ok else None)
         return {"results": [dataclasses.asdict(res)], "info": self.info()}
 
     def op_apply(self, req: dict[str, Any]) -> Any:

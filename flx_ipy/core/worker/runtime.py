@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import loader
 from ..errors import (
     FlxError,
     InvalidStateError,
@@ -40,7 +39,7 @@ from ..errors import (
 from ..files import read, record_run, source_hashes
 from ..registry import PluginRecord
 from ..steps import Steps
-from ..trust import gate_load, gate_reload, undo_reload_pins, unit_for_record
+from ..trust import gate_load, gate_reload, undo_reload_pins
 from ..types import LifecycleState, PluginMetadata, PluginState, ReloadResult
 from . import runner, static, supervise
 from .host import WorkerHost
@@ -50,6 +49,7 @@ from .proxy import PluginProxy, RemoteMethod
 from .remote import remote_error
 from .sandbox import Policy
 from .sandbox.cgroup import MemoryCgroup
+from .supervise import pins_for
 
 log = logging.getLogger("flx_ipy")
 S = LifecycleState
@@ -402,6 +402,8 @@ class IsolatedRuntime:
         pm.emit("reloading", rec.name, now=True, isolated=True)
         gate: dict[str, Any] = {"health_gate": bool(pm.health_gate), "health_timeout": pm.health_timeout}
         try:
+            if gated:  # what the check pinned here is pinned in the worker too (its later imports)
+                gate["pins"] = pins_for(rec)
             if sources:
                 value = self.request("reload", "reload", force=force, sources=dict(sources), **gate)
             elif paths is not None:
@@ -433,8 +435,7 @@ class IsolatedRuntime:
         if res.ok:
             rec.reload_count += 1
             rec.error = rec.error_detail = None
-            if gated:
-                self.pins = pins_for(rec)
+            self.pins = pins_for(rec) if gated else None  # a restart imports what was verified, or the files
             if signature is not None:
                 rec.signature = signature
             pm.emit("reloaded", rec.name, duration=res.duration, version=rec.version, modules=res.modules,
@@ -467,15 +468,6 @@ class IsolatedRuntime:
             self.cgroup.remove()
             self.cgroup = None
         self.ready.set()
-
-
-def pins_for(rec: PluginRecord | None, unit: Any = None) -> dict[str, Any] | None:
-    """What the kernel's signature check pinned for this plugin, to pin in its worker too."""
-    unit = unit if unit is not None else (unit_for_record(rec) if rec is not None else None)
-    if unit is None:
-        return None
-    files, strict = loader.pins_of(unit)
-    return {"unit": str(unit), "files": files, "strict": strict} if files else None
 
 
 # ---------------------------------------------------------------------- load
