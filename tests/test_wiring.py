@@ -151,6 +151,30 @@ def test_crash_restart_crash_loop_and_denial_are_audit_records(audited: PluginMa
     verify(audited.audit.path, capsys)
 
 
+@linux_only
+def test_an_isolated_rollback_and_a_gated_reload_are_audit_records(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "audit.jsonl"
+    pm = PluginManager(entry_points=False, data_root=tmp_path / "data", audit_log=log, health_gate=True,
+                       health_timeout=5.0, hook_timeout=20.0)
+    try:
+        path = write(tmp_path, source())
+        pm.load(path, start=True, isolated=True)
+        path.write_text(source(version="1.1.0", step=10))
+        assert pm.reload("wired").ok
+        path.write_text(source(version="1.2.0", health="unhealthy"))
+        assert pm.reload("wired").rolled_back
+        assert pm.rollback("wired", 1).ok and pm.get("wired").tag() == "v1"
+        assert pm.audit.flush(5.0)
+    finally:
+        pm.close()
+    recs = [(r["operation"], r["outcome"], r.get("revision")) for r in tail(log, 100)]
+    assert recs[:5] == [("load", "ok", 1), ("start", "ok", None), ("reload", "ok", 2),
+                        ("reload", "rolled_back", None), ("rollback", "ok", 3)], recs
+    assert tail(log, 100)[4]["code_sha256"] == tail(log, 100)[0]["code_sha256"]
+    verify(log, capsys)
+
+
 def hello_index(folder: Path) -> Path:
     from flx_ipy.registry import build_index
     from flx_ipy.registry.wheelmaker import make_wheel, plugin_module

@@ -361,7 +361,7 @@ AUDITED: dict[str, tuple[str, str | None]] = {
     "loaded": ("load", "ok"), "started": ("start", "ok"), "stopped": ("stop", "ok"),
     "unloaded": ("unload", "ok"), "reloaded": ("reload", "ok"), "reload_failed": ("reload", None),
     "failed": ("", "failed"), "operation_failed": ("", None), "signature_checked": ("signature", None),
-    "crashed": ("crash", "failed"), "restarted": ("restart", "ok"), "capability_denied": ("capability", "denied"),
+    "crashed": ("crash", "failed"), "restarted": ("restart", "ok"),
     "installed": ("install", "ok"), "install_failed": ("install", "failed"), "rolled_back": ("rollback", "ok"),
     "denied": ("capability", "denied"),  # an isolated plugin's call met its sandbox (worker/runtime.py)
 }
