@@ -29,6 +29,17 @@ def _guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     return call
 
 
+def _index_source(p: argparse.ArgumentParser) -> None:
+    """``search`` and ``install`` read an index: a folder or a URL."""
+    p.add_argument("--index", metavar="URL|PATH", help="index folder or URL (default: $FLX_IPY_INDEX)")
+
+
+def _index_target(p: argparse.ArgumentParser) -> None:
+    """``index add`` and ``publish`` write wheels into an index folder."""
+    p.add_argument("--index", required=True, metavar="DIR", help="the index folder (created if missing)")
+    p.add_argument("--replace", action="store_true", help="overwrite a wheel of the same name with other bytes")
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("index", help="build or add to a plugin index folder",
                        description="A plugin index is a folder of wheels plus the index.json this writes; serve it "
@@ -44,8 +55,7 @@ def register(sub: Any) -> None:
     b.set_defaults(func=_guard(_index_build))
     a = isub.add_parser("add", help="copy plugin wheels into an index folder and rebuild it")
     a.add_argument("wheels", nargs="+", metavar="WHEEL")
-    a.add_argument("--index", required=True, metavar="DIR", help="the index folder (created if missing)")
-    a.add_argument("--replace", action="store_true", help="overwrite a wheel of the same name with other bytes")
+    _index_target(a)
     add_json_flag(a)
     a.set_defaults(func=_guard(_index_add))
     p.set_defaults(func=_index_no_action)
@@ -54,7 +64,7 @@ def register(sub: Any) -> None:
                        description="List the plugins an index offers whose name, plugin names or summary contain "
                                    "TERM (all of them without TERM).")
     s.add_argument("term", nargs="?", metavar="TERM")
-    s.add_argument("--index", metavar="URL|PATH", help="index folder or URL (default: $FLX_IPY_INDEX)")
+    _index_source(s)
     add_json_flag(s)
     s.set_defaults(func=_guard(_search))
 
@@ -64,7 +74,7 @@ def register(sub: Any) -> None:
                                    "sha256 differs from the index is refused and nothing is installed. "
                                    "Dependencies are checked, not installed (--no-deps).")
     i.add_argument("requirement", metavar="NAME[==VERSION]")
-    i.add_argument("--index", metavar="URL|PATH", help="index folder or URL (default: $FLX_IPY_INDEX)")
+    _index_source(i)
     i.add_argument("--dry-run", action="store_true", help="show what would change; install nothing")
     i.add_argument("--target", metavar="DIR", help="install into DIR (pip --target) instead of this environment")
     i.add_argument("--reinstall", action="store_true", help="reinstall even when this version is installed")
@@ -79,8 +89,7 @@ def register(sub: Any) -> None:
                                      "`pip wheel --no-deps PROJECT`, copy the wheel into the index folder, "
                                      "rebuild index.json.")
     pub.add_argument("project", metavar="PROJECT")
-    pub.add_argument("--index", required=True, metavar="DIR", help="the index folder (created if missing)")
-    pub.add_argument("--replace", action="store_true", help="overwrite a wheel of the same name with other bytes")
+    _index_target(pub)
     pub.add_argument("--no-build-isolation", action="store_true",
                      help="build with the backend installed here (offline) instead of a fresh build env")
     add_json_flag(pub)
