@@ -41,7 +41,9 @@ def register(sub: Any) -> None:
     b.add_argument("dir", metavar="DIR")
     add_json_flag(b)
     b.set_defaults(func=_guard(_index_build))
-    a = isub.add_parser("add", help="copy plugin wheels into an index folder and rebuild it")
+    a = isub.add_parser("add", help="copy plugin wheels into an index folder and rebuild it",
+                        description="Copy each WHEEL into the index folder and rebuild its index.json. A wheel "
+                                    "already there with other bytes is refused unless --replace.")
     a.add_argument("wheels", nargs="+", metavar="WHEEL")
     a.add_argument("--index", required=True, metavar="DIR", help="the index folder (created if missing)")
     a.add_argument("--replace", action="store_true", help="overwrite a wheel of the same name with other bytes")
@@ -49,7 +51,7 @@ def register(sub: Any) -> None:
     a.set_defaults(func=_guard(_index_add))
     p.set_defaults(func=_index_no_action)
 
-    s = sub.add_parser("search", help="plugins listed by an index",
+    s = sub.add_parser("search", help="search an index for plugins (all of them without TERM)",
                        description="List the plugins an index offers whose name, plugin names or summary contain "
                                    "TERM (all of them without TERM).")
     s.add_argument("term", nargs="?", metavar="TERM")
