@@ -62,6 +62,12 @@ def test_unknown_option_names_the_verb_and_its_help() -> None:
     assert proc.returncode == 2 and "(see `flx-ipy audit verify --help`)" in one_line_error(proc)
 
 
+def test_list_of_nothing_hints_at_the_command_not_a_magic(tmp_path: Path) -> None:
+    proc = flx("list", str(tmp_path), "--no-entry-points")
+    assert proc.returncode == 0
+    assert "`flx-ipy list DIR`" in proc.stdout and "%plugin" not in proc.stdout
+
+
 def test_bad_usage_is_exit_2_and_one_line() -> None:
     for args in (["frobnicate"], ["verify"], ["audit"], ["validate", "/no/such/path"], ["new", "9lives"],
                  ["sign", "/no/such", "--key", "/no/key"], ["audit", "tail", "/no/such.jsonl"]):
@@ -153,6 +159,7 @@ def test_keygen_sign_verify(tmp_path: Path) -> None:
     write_plugin(plugin, plugin_source("cli_signed", body="X = 1"))
     bad = flx("verify", str(plugin), "--allowed-signers", str(allowed))
     assert bad.returncode == 1 and "modified" in bad.stdout and "changed: cli_signed.py" in bad.stdout
+    assert bad.stdout.count("cli_signed.py") == 2, bad.stdout  # the unit, then the change: not listed twice
     as_json = json.loads(flx("verify", str(plugin), "--allowed-signers", str(allowed), "--json").stdout)
     assert as_json["status"] == "modified" and as_json["files"] == ["cli_signed.py"]
     missing = flx("verify", str(plugin), "--allowed-signers", str(tmp_path / "nope"))
