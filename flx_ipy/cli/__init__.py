@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="flx-ipy", description="Develop, trust and operate flx_ipy plugins.",
+    parser = _Parser(prog="flx-ipy", description="Develop, sign, operate and share flx_ipy plugins.",
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from .._version import __version__
 
