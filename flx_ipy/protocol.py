@@ -52,10 +52,16 @@ ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh", *IND
 #: Actions that need a plugin name (``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 
-#: What the manager accepts per lifecycle state — the one table both UIs enable buttons from
-#: (``labextension/src/protocol.ts`` mirrors it). The manager refuses the rest: ``reload`` of a
-#: failed plugin (fix the file and save, or start it), anything while ``reloading``, ``stop``
-#: of a plugin that is not running, ``start`` of a running one.
+#: Which plugin actions the manager accepts in each lifecycle state -- the ONE table both UIs
+#: (the ipywidgets dashboard and the JupyterLab panel, via ``protocol.ts``) enable buttons from,
+#: so a button is offered only when the manager would not refuse it. It mirrors the checks in
+#: ``core/lifecycle.py`` / ``core/reloading.py`` exactly (``tests/test_allowed_actions.py`` drives
+#: a real manager through every state to keep it so):
+#:
+#: - a ``failed`` plugin is not reloaded (the manager refuses: there is no good version to roll
+#:   back to); ``start`` retries it, and saving a fix retries it too;
+#: - ``discovered``/``unloaded`` plugins are not loaded, so no plugin action applies (load them);
+#: - while ``reloading`` every operation is refused ("busy").
 ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
     "discovered": (),
     "loaded": ("start", "reload", "unload"),
@@ -69,8 +75,10 @@ ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
 
 
 def allowed_actions(state: object) -> tuple[str, ...]:
-    """The plugin actions the manager accepts in ``state`` (a lifecycle name or state)."""
-    return ALLOWED_ACTIONS.get(str(state), ())
+    """The plugin actions the manager accepts in ``state`` (a lifecycle name or enum member);
+    ``()`` for a state this version does not know, so an unknown state offers nothing."""
+    key = getattr(state, "value", state)
+    return ALLOWED_ACTIONS.get(key, ()) if isinstance(key, str) else ()
 
 
 # --- the state a UI shows -----------------------------------------------------------------
