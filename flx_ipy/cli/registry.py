@@ -1,7 +1,8 @@
 """``flx-ipy index build|add``, ``search``, ``install`` and ``publish``: plugin indexes.
 
 Thin adapters over :mod:`flx_ipy.registry` (``%plugin search`` / ``%plugin install`` call the
-same functions). ``--index`` defaults to ``$FLX_IPY_INDEX``.
+same functions). ``--index`` defaults to ``$FLX_IPY_INDEX``; ``install --audit-log`` to
+``$FLX_IPY_AUDIT_LOG`` (no manager runs here, so the CLI writes its own record, origin ``cli``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def register(sub: Any) -> None:
     i.add_argument("--dry-run", action="store_true", help="show what would change; install nothing")
     i.add_argument("--target", metavar="DIR", help="install into DIR (pip --target) instead of this environment")
     i.add_argument("--reinstall", action="store_true", help="reinstall even when this version is installed")
+    i.add_argument("--audit-log", metavar="FILE", default=None,
+                   help="append the install's outcome (origin `cli`) to this audit log, hash-chained like "
+                        "the kernel's (default: $FLX_IPY_AUDIT_LOG; unset: no record)")
     add_json_flag(i)
     i.set_defaults(func=_guard(_install))
 
@@ -125,12 +129,25 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from ..registry import default_index, install, load_index
+    from ..registry import RegistryError, default_index, install, load_index
+    from .audit import audit_install, audit_path
 
-    index = load_index(default_index(args.index))
+    audit_to = audit_path(args.audit_log)
     quiet = args.json
-    result = install(index, args.requirement, target=args.target, dry_run=args.dry_run, reinstall=args.reinstall,
-                     on_line=None if quiet else (lambda line: print(f"  pip: {line}", file=sys.stderr)))
+    try:
+        index = load_index(default_index(args.index))
+        result = install(index, args.requirement, target=args.target, dry_run=args.dry_run,
+                         reinstall=args.reinstall,
+                         on_line=None if quiet else (lambda line: print(f"  pip: {line}", file=sys.stderr)))
+    except RegistryError as e:
+        if audit_to is not None and not args.dry_run:
+            audit_install(audit_to, args.requirement, error=str(e), index=args.index)
+        raise
+    if audit_to is not None and result.changed and not result.dry_run:
+        p = result.plan
+        for name in p.plugins or [p.name]:
+            audit_install(audit_to, name, distribution=p.name, version=p.version, previous=p.installed,
+                          index=index.location, wheel_sha256=p.sha256, target=args.target)
     human = result.summary()
     if result.changed and result.plan.plugins:
         human += f" — load one: `%plugin load {result.plan.plugins[0]}`"

@@ -400,12 +400,18 @@ class PluginManager:
     async def aunload(self, name: str) -> None:
         await self._arun(lifecycle.unload_steps(self, name))
 
-    def reload(self, name: str, *, force: bool = True) -> ReloadResult:
-        """Swap in the plugin's current source; on any failure the old version keeps running."""
-        return self._run(transaction.reload_steps(self, name, force=force))
+    def reload(self, name: str, *, force: bool = True,
+               sources: Mapping[str, bytes] | None = None) -> ReloadResult:
+        """Swap in the plugin's current source; on any failure the old version keeps running.
+        ``sources`` (path -> bytes): run these instead of the files' (an isolated plugin's worker
+        gets a rollback's kept code, or the bytes the kernel's signature check verified, this way)."""
+        return self._run(transaction.reload_steps(self, name, force=force,
+                                                  new_sources=dict(sources) if sources else None))
 
-    async def areload(self, name: str, *, force: bool = True) -> ReloadResult:
-        return await self._arun(transaction.reload_steps(self, name, force=force))
+    async def areload(self, name: str, *, force: bool = True,
+                      sources: Mapping[str, bytes] | None = None) -> ReloadResult:
+        return await self._arun(transaction.reload_steps(self, name, force=force,
+                                                         new_sources=dict(sources) if sources else None))
 
     def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""
