@@ -53,14 +53,16 @@ def register(sub: Any) -> None:
     b.add_argument("dir", metavar="DIR")
     add_json_flag(b)
     b.set_defaults(func=_guard(_index_build))
-    a = isub.add_parser("add", help="copy plugin wheels into an index folder and rebuild it")
+    a = isub.add_parser("add", help="copy plugin wheels into an index folder and rebuild it",
+                        description="Copy each WHEEL into the index folder and rebuild its index.json. A wheel "
+                                    "already there with other bytes is refused unless --replace.")
     a.add_argument("wheels", nargs="+", metavar="WHEEL")
     _index_target(a)
     add_json_flag(a)
     a.set_defaults(func=_guard(_index_add))
     p.set_defaults(func=_index_no_action)
 
-    s = sub.add_parser("search", help="plugins listed by an index",
+    s = sub.add_parser("search", help="search an index for plugins (all of them without TERM)",
                        description="List the plugins an index offers whose name, plugin names or summary contain "
                                    "TERM (all of them without TERM).")
     s.add_argument("term", nargs="?", metavar="TERM")
