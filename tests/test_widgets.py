@@ -273,20 +273,146 @@ def test_importing_the_package_loads_no_ipywidgets_and_dashboard_stays_a_functio
 
 def test_buttons_follow_the_protocols_table_of_allowed_actions(pm: PluginManager, make_plugin: Any,
                                                                board: Dashboard) -> None:
-    """One table (protocol.ALLOWED_ACTIONS) decides; a failed plugin offers no reload, which
-    the manager would refuse."""
-    from flx_ipy.protocol import ALLOWED_ACTIONS, allowed_actions
+    """One table (protocol.ALLOWED_ACTIONS, narrowed per row by row_actions) decides; a failed
+    plugin offers no reload or rollback, which the manager would refuse."""
+    from flx_ipy.protocol import ALLOWED_ACTIONS, allowed_actions, row_actions
 
     path = make_plugin("bad", "def start(self):\n    raise RuntimeError('no database')\n", cls="Bad")
     pm.load(str(path))
     row = board.rows["bad"]
-    assert {a for a, b in row.buttons.items() if not b.disabled} == set(ALLOWED_ACTIONS["loaded"])
+    enabled = {a for a, b in row.buttons.items() if not b.disabled}
+    assert enabled == set(ALLOWED_ACTIONS["loaded"]) - {"rollback"}  # one revision: nothing to go back to
+    assert enabled == set(row_actions(row.view))
+    assert "no earlier revision" in row.buttons["rollback"].tooltip
     with pytest.raises(Exception, match="no database"):
         pm.start("bad")
     assert pm.status("bad") == "failed"
     assert row.buttons["reload"].disabled and "not possible" in row.buttons["reload"].tooltip
+    assert row.buttons["rollback"].disabled
     assert allowed_actions("failed") == ("start", "unload")
     with pytest.raises(Exception, match="not reloaded"):
         pm.reload("bad")  # the table says what the manager really does
     for state, actions in ALLOWED_ACTIONS.items():
-        assert set(actions) <= {"start", "stop", "reload", "unload"}, state
+        assert set(actions) <= {"start", "stop", "reload", "rollback", "unload"}, state
+
+
+_FLAKY_START = """
+def start(self):
+    import os
+    if os.path.exists(os.environ["FLX_TEST_FAIL_FLAG"]):
+        raise RuntimeError("asked to fail")
+"""
+
+
+@pytest.mark.parametrize("state", ["loaded", "initialized", "running", "stopped", "failed"])
+def test_the_table_is_what_a_real_manager_accepts_in_each_state(state: str, make_plugin: Any, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """For each state, every action the table allows is accepted by the manager and every other
+    one is refused with InvalidStateError (changing nothing) — rollback included (two revisions
+    kept, so only the state decides)."""
+    from flx_ipy.core.errors import InvalidStateError
+    from flx_ipy.protocol import allowed_actions
+    from flx_ipy.uistate import run_action
+
+    flag = tmp_path / "fail"
+    monkeypatch.setenv("FLX_TEST_FAIL_FLAG", str(flag))
+    for action in ("start", "stop", "reload", "rollback", "unload"):
+        manager = PluginManager(entry_points=False, data_root=tmp_path / f"data-{state}-{action}",
+                                health_timeout=1.0, hook_timeout=5.0)
+        try:
+            path = make_plugin("flaky", _FLAKY_START, filename=f"flaky_{state}_{action}.py")
+            manager.load(str(path))
+            write_plugin(path, plugin_source("flaky", "1.0.1", _FLAKY_START))
+            manager.reload("flaky")  # a second revision, so a rollback has somewhere to go
+            if state == "initialized":
+                manager.initialize("flaky")
+            elif state in ("running", "stopped"):
+                manager.start("flaky")
+                if state == "stopped":
+                    manager.stop("flaky")
+            elif state == "failed":
+                flag.write_text("x")
+                with pytest.raises(Exception, match="asked to fail"):
+                    manager.start("flaky")
+                flag.unlink()
+            assert manager.status("flaky") == state
+            revisions = len(manager.history("flaky"))
+            if action in allowed_actions(state):
+                ok, text = run_action(manager, action, "flaky")
+                assert ok, (state, action, text)
+            else:
+                with pytest.raises(InvalidStateError):
+                    {"start": manager.start, "stop": manager.stop, "reload": manager.reload,
+                     "rollback": manager.rollback, "unload": manager.unload}[action]("flaky")
+                assert manager.status("flaky") == state  # a refusal changes nothing
+                assert len(manager.history("flaky")) == revisions
+        finally:
+            manager.close()
+
+
+def test_rollback_picker_lists_revisions_and_runs_the_picked_one(pm: PluginManager, counter: Path,
+                                                                 board: Dashboard) -> None:
+    row = board.rows["counter"]
+    assert row.buttons["rollback"].disabled and row.revision_picker.layout.display == "none"
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    bump(counter, "1.0.2")
+    pm.reload("counter")
+    labels = [label for label, _ in row.revision_picker.options]
+    # r3 (1.0.2) runs; the picker offers r2 and r1, newest first
+    assert [v for _, v in row.revision_picker.options] == [2, 1]
+    assert labels[0].startswith("r2 · 1.0.1 · reload · ") and labels[1].startswith("r1 · 1.0.0 · load")
+    sha = pm.history("counter")[0].code_sha256[:12]
+    assert labels[1].endswith(sha)
+    assert row.revision_picker.value == 2 and not row.buttons["rollback"].disabled
+    row.revision_picker.value = 1
+    assert row.act("rollback")
+    assert pm.plugins["counter"].version == "1.0.0" and pm.status("counter") == "running"
+    assert row.view["version"] == "1.0.0"
+    last = pm.history("counter")[-1]
+    assert (last.revision, last.reason, last.rollback_of) == (4, "rollback", 1)
+    assert [v for _, v in row.revision_picker.options] == [3, 2, 1]  # r4 (the rollback) is current
+    assert row.revision_picker.value == 3  # a new revision resets the choice to the one before
+    assert counter.read_text().count("1.0.2") == 1  # the file on disk is untouched
+
+
+def test_a_refused_rollback_is_one_line_in_the_row(pm: PluginManager, counter: Path, board: Dashboard) -> None:
+    row = board.rows["counter"]
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    assert not row.act("rollback", revision=99)
+    text = row.error.value
+    assert "rollback counter failed" in text and "99" in text and "Traceback" not in text
+    assert pm.plugins["counter"].version == "1.0.1"
+
+
+def test_row_details_show_slowest_hook_and_reload_times(pm: PluginManager, counter: Path,
+                                                        board: Dashboard) -> None:
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    board.check_health()  # a health round refreshes the figures that move without an event
+    row = board.rows["counter"]
+    m = pm.metrics()["counter"]
+    assert row.view["metrics"] is not None
+    assert row.view["metrics"]["slowest_hook"] == m["slowest_hook"]
+    assert row.view["metrics"]["reloads"] == 1
+    details = row.details.value
+    assert f"slowest hook: {m['slowest_hook']}" in details and "reloads: 1, last " in details
+    assert row.details.layout.display == ""
+    assert "slowest hook" in str(board)  # the text fallback says it too
+
+
+def test_isolation_and_signature_render_what_the_view_says() -> None:
+    iso = {"pid": 4242, "state": "running", "enforced": ["userns", "netns", "seccomp"],
+           "unavailable": {"landlock": "kernel 5.10 has no Landlock"}, "rss_mb": 23.4, "cpu_seconds": 0.12,
+           "crashes": 1, "restarts": 1, "last_crash": "segfault (SIGSEGV)", "last_crash_at": 1.0e9}
+    html = render.isolation_html(iso)
+    for part in ("isolated", "pid 4242", "23 MB", "0.12 s CPU", "userns+netns+seccomp", "landlock",
+                 "segfault (SIGSEGV)", "kernel 5.10 has no Landlock"):
+        assert part in html, part
+    assert render.isolation_html(None) == ""
+    sig = {"status": "modified", "signer": "alice", "files": ["a.py", "pkg/b.py"]}
+    assert "flx-signature-modified" in render.signature_html(sig)
+    assert "changed since signed: a.py, pkg/b.py" in render.modified_html(sig)
+    signed = render.signature_html({"status": "signed", "signer": "alice", "files": []})
+    assert "signed by alice" in signed and "var(--jp-success-color1" in signed

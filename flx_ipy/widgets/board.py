@@ -166,9 +166,10 @@ class Dashboard(w.VBox):
         with self.state.locked():
             yield
 
-    def run_action(self, name: str, action: str) -> tuple[bool, str]:
-        """What a row's button does; returns ``(ok, one line)``. Never raises."""
-        ok, text = run_action(self.manager, action, name)
+    def run_action(self, name: str, action: str, revision: int | None = None) -> tuple[bool, str]:
+        """What a row's button does (``revision``: a rollback's target); returns ``(ok, one
+        line)``. Never raises. The same :func:`flx_ipy.uistate.run_action` the side panel uses."""
+        ok, text = run_action(self.manager, action, name, revision=revision)
         return ok, text if ok else one_line(text)
 
     def check_health(self) -> None:
@@ -185,6 +186,7 @@ class Dashboard(w.VBox):
                           if ev.seq > before and ev.kind == "health_changed")
             n = len(results) if isinstance(results, dict) else 1
             text = render.checked_html(n, changed)
+            self.state.refresh()  # figures without events (worker RSS/CPU, hook timings) as of now
         with self.locked():
             self.message.value = text
 
