@@ -20,10 +20,10 @@ __all__ = ["HealthPoller", "after_rounds"]
 
 #: called with the manager after each background round: UIs re-read the figures that move
 #: without an event (an isolated worker's RSS and CPU, hook timings) on this existing tick
-_after_round: list[Callable[[Any], None]] = []
+_after_round: list[Callable[[Any], object]] = []
 
 
-def after_rounds(callback: Callable[[Any], None]) -> Callable[[], None]:
+def after_rounds(callback: Callable[[Any], object]) -> Callable[[], None]:
     """Call ``callback(pm)`` after every background health round; returns the function to stop."""
     _after_round.append(callback)
 

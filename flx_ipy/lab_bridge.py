@@ -194,7 +194,9 @@ class LabBridge:
                 if name in protocol.INDEX_ACTIONS:
                     ok, text, data = self.index_action(request, client)
                 else:
-                    ok, text = self.run_action(name, plugin, client, revision=request.get("revision"))
+                    revision = request.get("revision")  # parse_client_message checked it: int or None
+                    ok, text = self.run_action(name, plugin, client,
+                                               revision=revision if isinstance(revision, int) else None)
             except Exception as e:  # flx_ipy errors are one line with the next step in them
                 ok, text = False, str(e) or type(e).__name__
             self._send(client, protocol.reply(request_id, name, plugin, ok, text, data))
