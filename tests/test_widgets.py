@@ -416,3 +416,63 @@ def test_isolation_and_signature_render_what_the_view_says() -> None:
     assert "changed since signed: a.py, pkg/b.py" in render.modified_html(sig)
     signed = render.signature_html({"status": "signed", "signer": "alice", "files": []})
     assert "signed by alice" in signed and "var(--jp-success-color1" in signed
+
+
+def _index_with_hello(folder: Path, *, tampered: bool = False) -> Path:
+    from flx_ipy.registry import build_index
+    from flx_ipy.registry.wheelmaker import make_wheel, plugin_module
+
+    folder.mkdir()
+    for version in ("1.0.0", "1.1.0"):
+        make_wheel(folder, "flx-hello", version, {"flx_hello/__init__.py": plugin_module("hello", version)},
+                   entry_points={"flx_ipy.plugins": {"hello": "flx_hello:HelloPlugin"}})
+    build_index(folder)
+    if tampered:
+        wheel = folder / "flx_hello-1.1.0-py3-none-any.whl"
+        wheel.write_bytes(wheel.read_bytes() + b"\0")
+    return folder
+
+
+def test_index_section_lists_offers_and_installs_with_pip_progress(pm: PluginManager, board: Dashboard,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the install puts its --target first on sys.path
+    idx = _index_with_hello(tmp_path / "index")
+    panel = board.show_index()
+    assert board.index_button.value and panel.layout.display == ""
+    panel.location.value, panel.target = str(idx), str(tmp_path / "site")
+    assert panel.list()
+    assert "flx-hello" in panel.offers.value and "1.1.0" in panel.offers.value
+    assert list(panel.pick.options) == [("flx-hello (hello)", "flx-hello")]
+    assert list(panel.version.options) == ["1.1.0", "1.0.0"]  # newest first
+    assert "1 plugin package in" in panel.message.value
+    seen: list[str] = []
+    panel.progress.observe(lambda c: seen.append(c["new"]), names="value")
+    panel.version.value = "1.0.0"
+    assert panel.install(), panel.message.value
+    assert any("flx-progress-running" in v for v in seen)  # shown while pip ran
+    assert any("pip install flx-hello==1.0.0" in v for v in seen)
+    assert "installed flx-hello 1.0.0" in panel.message.value and "flx-outcome-ok" in panel.message.value
+    assert (tmp_path / "site" / "flx_hello" / "__init__.py").is_file()
+    assert not panel.install_button.disabled and panel.progress.value == ""
+    assert any(e.kind == "installed" for e in pm.events.history())  # the event log says it too
+    board.show_index(False)
+    assert panel.layout.display == "none" and not board.index_button.value
+
+
+def test_index_section_errors_are_one_line_and_install_nothing(pm: PluginManager, board: Dashboard,
+                                                               tmp_path: Path) -> None:
+    panel = board.show_index()
+    panel.location.value = str(tmp_path / "nowhere")
+    assert not panel.list()
+    assert "flx-outcome-failed" in panel.message.value and "no index.json" in panel.message.value
+    assert panel._choose.layout.display == "none"
+    idx = _index_with_hello(tmp_path / "index", tampered=True)
+    panel.location.value, panel.target = str(idx), str(tmp_path / "site")
+    assert panel.list()
+    assert not panel.install()  # 1.1.0, the newest, was tampered with after the index was built
+    text = panel.message.value
+    assert "refused flx_hello-1.1.0" in text and "Traceback" not in text
+    assert not (tmp_path / "site" / "flx_hello").exists()

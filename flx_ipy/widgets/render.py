@@ -200,6 +200,45 @@ def error_html(message: str | None) -> str:
             f'style="color:{FAIL_COLOR};font-size:12px;{WRAP}">⚠ {esc(one_line(message, 400))}</span>')
 
 
+# --- the plugin index ----------------------------------------------------------------------
+
+
+def offers_html(rows: Sequence[Any]) -> str:
+    """What an index offers (``flx_ipy.registry.panel.offers`` rows) as a small table."""
+    if not rows:
+        return f'<span class="flx-offers flx-offers-empty" style="color:{MUTED};font-size:12px">nothing found</span>'
+    cell = f"padding:1px 8px 1px 0;text-align:left;vertical-align:top;{WRAP}"
+    head = "".join(f'<th style="{cell};color:{MUTED};font-weight:normal">{h}</th>'
+                   for h in ("package", "latest", "plugins", "signature", "summary"))
+    body = "".join(
+        f'<tr class="flx-offer"><td style="{cell}"><b>{esc(r["name"])}</b></td>'
+        f'<td style="{cell}"><code>{esc(r["latest"])}</code></td>'
+        f'<td style="{cell}">{esc(", ".join(r["plugins"]))}</td>'
+        f'<td style="{cell};color:{OK_COLOR if r.get("signature") == "signed" else MUTED}">'
+        f'{esc(r.get("signature") or "unsigned")}</td>'
+        f'<td style="{cell}">{esc(one_line(r.get("summary") or "", 120))}</td></tr>' for r in rows)
+    return (f'<table class="flx-offers" style="border-collapse:collapse;font-size:12px;color:{TEXT}">'
+            f"<tr>{head}</tr>{body}</table>")
+
+
+def progress_html(lines: Sequence[str], *, running: bool) -> str:
+    """pip's last lines while it runs (and after a failure, what it said last)."""
+    title = "pip is running…" if running else "pip's last lines"
+    return (f'<div class="flx-progress{" flx-progress-running" if running else ""}" role="status" '
+            f'style="font-size:12px;color:{MUTED}"><b>{title}</b>'
+            f'<pre style="margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;color:{TEXT};'
+            f'background:transparent">{esc(chr(10).join(lines))}</pre></div>')
+
+
+def outcome_html(ok: bool, text: str) -> str:
+    """One line: what an index action did, or why it failed."""
+    if not text:
+        return ""
+    color = OK_COLOR if ok else FAIL_COLOR
+    return (f'<span class="flx-outcome flx-outcome-{"ok" if ok else "failed"}" title="{esc(text)}" '
+            f'style="color:{color};font-size:12px;{WRAP}">{"✔" if ok else "⚠"} {esc(one_line(text, 300))}</span>')
+
+
 # --- dashboard-wide parts ------------------------------------------------------------------
 
 
