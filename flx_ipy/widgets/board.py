@@ -204,8 +204,9 @@ class Dashboard(w.VBox):
             from .index import IndexPanel
 
             self.index = IndexPanel(self.manager)
-            parts: tuple[Any, ...] = tuple(self.children)
-            self.children = (*parts[:-1], self.index, parts[-1])  # above the plot and log
+            # above the plot and the log
+            self.children = (self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self.index,
+                             self._bottom)
         if self.index is not None:
             self.index.layout.display = "" if show else "none"
         if self.index_button.value != show:
