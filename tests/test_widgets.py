@@ -476,3 +476,32 @@ def test_index_section_errors_are_one_line_and_install_nothing(pm: PluginManager
     text = panel.message.value
     assert "refused flx_hello-1.1.0" in text and "Traceback" not in text
     assert not (tmp_path / "site" / "flx_hello").exists()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="worker sandbox is Linux-only")
+def test_isolated_row_shows_worker_and_last_crash_from_a_real_worker(pm: PluginManager, counter: Path,
+                                                                     make_plugin: Any, board: Dashboard) -> None:
+    import os
+    import signal
+
+    path = make_plugin("boxed", cls="Boxed")
+    rec = pm.load(str(path), start=True, isolated=True)
+    write_plugin(path, plugin_source("boxed", "1.0.1", cls="Boxed"))
+    pm.reload("boxed")
+    board.check_health()
+    row = board.rows["boxed"]
+    iso = row.view["isolation"]
+    assert iso is not None and iso["pid"] == rec.worker.pid
+    details = row.details.value
+    assert "isolated" in details and f"pid {rec.worker.pid}" in details and "enforced: " in details
+    if iso["rss_mb"] is not None:
+        assert f"{iso['rss_mb']:.0f} MB" in details
+    # kept code cannot run in a worker: rollback is off, and the tooltip says why
+    assert row.buttons["rollback"].disabled and "runs isolated" in row.buttons["rollback"].tooltip
+    assert not board.rows["counter"].details.value.count("isolated")  # in-process rows say nothing of it
+    old = rec.worker.pid
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: rec.worker.pid not in (None, old) and pm.status("boxed") == "running", timeout=20)
+    wait_for(lambda: "killed (SIGKILL)" in board.rows["boxed"].details.value, timeout=10)
+    assert "last crash" in board.rows["boxed"].details.value
+    assert f"pid {rec.worker.pid}" in board.rows["boxed"].details.value
