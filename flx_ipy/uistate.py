@@ -105,9 +105,20 @@ def plugin_view(record: Any, manager: Any = None, metrics: Mapping[str, Any] | N
         signature=signature_view(_get(record, "signature")),
         isolation=isolation_view(_get(record, "worker")),
         revisions=revision_views(manager, name),
-        metrics=metrics_view((metrics if metrics is not None else _metrics(manager)).get(name))
+        metrics=metrics_view(metrics.get(name) if metrics is not None else _plugin_metrics(manager, name))
         if manager is not None else None,
     )
+
+
+def _plugin_metrics(manager: Any, name: str) -> Mapping[str, Any] | None:
+    """One plugin's ``pm.metrics()`` entry, without formatting the others' (one row per event)."""
+    one = getattr(getattr(manager, "hook_metrics", None), "for_plugin", None)
+    if callable(one):
+        try:
+            return one(name)  # type: ignore[no-any-return]
+        except Exception:
+            return None
+    return _metrics(manager).get(name)
 
 
 def _metrics(manager: Any) -> Mapping[str, Any]:
