@@ -52,6 +52,18 @@ Op = tuple[Any, ...]  # (method, args) or (method, args, kwargs)
 Command = Generator[Op, Any, Any]
 
 
+def _jupyter_data_dir() -> str:
+    """Jupyter's data dir; terminal IPython may run without jupyter_core, which computes it."""
+    try:
+        from jupyter_core.paths import jupyter_data_dir
+    except ImportError:  # the same rule jupyter_core applies on Linux: JUPYTER_DATA_DIR, then XDG
+        if os.environ.get("JUPYTER_DATA_DIR"):
+            return os.environ["JUPYTER_DATA_DIR"]
+        xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        return os.path.join(xdg, "jupyter")
+    return str(jupyter_data_dir())
+
+
 @magics_class
 class PluginMagics(Magics):
     """``%plugin`` and its settings (``c.PluginMagics.step = 10`` or ``%config PluginMagics.step = 10``)."""
@@ -139,9 +151,7 @@ class PluginMagics(Magics):
             return None
         if self.audit_log:
             return os.path.abspath(os.path.expanduser(self.audit_log))
-        from jupyter_core.paths import jupyter_data_dir
-
-        return os.path.join(jupyter_data_dir(), "flx_ipy", "audit.jsonl")
+        return os.path.join(_jupyter_data_dir(), "flx_ipy", "audit.jsonl")
 
     @observe("plugin_dirs", "health_timeout", "health_gate", "log_size", "isolate", "signature_policy",
              "allowed_signers", "audit_log", "audit_mode")

@@ -61,12 +61,18 @@ PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 #: Actions that need a plugin name.
 NAMED_ACTIONS: tuple[str, ...] = (*PLUGIN_ACTIONS, *REVISION_ACTIONS, "install")
 
-#: What the manager accepts per lifecycle state — the one table both UIs enable buttons from
-#: (``labextension/src/protocol.ts`` mirrors it). The manager refuses the rest: ``reload`` of a
-#: failed plugin (fix the file and save, or start it), anything while ``reloading``, ``stop``
-#: of a plugin that is not running, ``start`` of a running one. ``rollback`` goes through the
-#: reload transaction, so it is allowed where ``reload`` is (and a row also needs an earlier
-#: revision and an in-process plugin: :func:`row_actions`).
+#: Which plugin actions the manager accepts in each lifecycle state -- the ONE table both UIs
+#: (the ipywidgets dashboard and the JupyterLab panel, via ``protocol.ts``) enable buttons from,
+#: so a button is offered only when the manager would not refuse it. It mirrors the checks in
+#: ``core/lifecycle.py`` / ``core/reloading.py`` exactly (``tests/test_allowed_actions.py`` drives
+#: a real manager through every state to keep it so):
+#:
+#: - a ``failed`` plugin is not reloaded (the manager refuses: there is no good version to roll
+#:   back to); ``start`` retries it, and saving a fix retries it too;
+#: - ``discovered``/``unloaded`` plugins are not loaded, so no plugin action applies (load them);
+#: - while ``reloading`` every operation is refused ("busy");
+#: - ``rollback`` goes through the reload transaction, so it is allowed where ``reload`` is; a
+#:   row also needs an earlier revision and an in-process plugin (:func:`row_actions`).
 ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
     "discovered": (),
     "loaded": ("start", "reload", "rollback", "unload"),
@@ -80,8 +86,10 @@ ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
 
 
 def allowed_actions(state: object) -> tuple[str, ...]:
-    """The plugin actions the manager accepts in ``state`` (a lifecycle name or state)."""
-    return ALLOWED_ACTIONS.get(str(state), ())
+    """The plugin actions the manager accepts in ``state`` (a lifecycle name or enum member);
+    ``()`` for a state this version does not know, so an unknown state offers nothing."""
+    key = getattr(state, "value", state)
+    return ALLOWED_ACTIONS.get(key, ()) if isinstance(key, str) else ()
 
 
 def row_actions(view: Mapping[str, Any]) -> tuple[str, ...]:

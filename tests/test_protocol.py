@@ -126,10 +126,10 @@ def _ts_const(text: str, name: str) -> str:
 #: Fields added on the Python side (issue 11, protocol 1.1) that protocol.ts does not mirror
 #: yet: the TypeScript side wires them. Once it does, the check below fails until the entry is
 #: removed here, so the allowance cannot outlive its reason.
-#: Protocol 1.2 (the dashboard's rollback picker and figures): PluginView.revisions/metrics;
-#: the rollback action itself is RollbackActionMsg/RevisionActionName, checked below.
-AWAITING_TS: dict[str, set[str]] = {"WatcherView": {"saves_waiting"}, "ReloadView": {"note"},
-                                    "PluginView": {"revisions", "metrics"}}
+#: Protocol 1.2 (the dashboard's rollback picker and figures): PluginView.revisions/metrics, the
+#: ``rollback`` action (a literal of ActionName, an entry of ALLOWED_ACTIONS, RollbackActionMsg).
+AWAITING_TS: dict[str, set[str]] = {"PluginView": {"revisions", "metrics"}, "ActionName": {"rollback"},
+                                    "ALLOWED_ACTIONS": {"rollback"}, "RollbackActionMsg": {"revision"}}
 
 
 def test_typescript_constants_match() -> None:
@@ -160,8 +160,34 @@ def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
 
 def test_typescript_literals_match() -> None:
     text = TS.read_text()
-    for alias, py in [("LifecycleName", protocol.LifecycleName), ("HealthName", protocol.HealthName),
-                      ("ActionName", protocol.ActionName)]:  # rollback: RevisionActionName, not mirrored yet
+    action_names = {*typing.get_args(protocol.ActionName), *typing.get_args(protocol.RevisionActionName)}
+    for alias, py in [("LifecycleName", set(typing.get_args(protocol.LifecycleName))),
+                      ("HealthName", set(typing.get_args(protocol.HealthName))), ("ActionName", action_names)]:
         m = re.search(rf"export type {alias} =(.*?);", text, re.S)
         assert m, alias
-        assert set(re.findall(r"'(\w+)'", m.group(1))) == set(typing.get_args(py))
+        ts = set(re.findall(r"'(\w+)'", m.group(1)))
+        awaiting = AWAITING_TS.get(alias, set())
+        if awaiting and awaiting <= ts:
+            pytest.fail(f"protocol.ts now has {sorted(awaiting)} in {alias}: remove them from AWAITING_TS")
+        assert ts == py - awaiting
+
+
+def test_rollback_message_awaits_its_typescript_mirror() -> None:
+    ts = _ts_interfaces(TS.read_text())
+    py_fields = set(typing.get_type_hints(protocol.RollbackActionMsg)) - set(typing.get_type_hints(protocol.ActionMsg))
+    assert py_fields == {"revision"}
+    if "IRollbackActionMsg" in ts or "revision" in ts.get("IActionMsg", set()):
+        pytest.fail("protocol.ts now mirrors the rollback message: remove RollbackActionMsg from AWAITING_TS")
+    assert AWAITING_TS["RollbackActionMsg"] == py_fields
+
+
+def test_typescript_allowed_actions_table_matches() -> None:
+    m = re.search(r"export const ALLOWED_ACTIONS[^=]*= \{(.*?)\n\};", TS.read_text(), re.S)
+    assert m, "ALLOWED_ACTIONS missing from protocol.ts"
+    ts = {state: tuple(re.findall(r"'(\w+)'", actions))
+          for state, actions in re.findall(r"^\s+(\w+): \[([^\]]*)\]", m.group(1), re.M)}
+    awaiting = AWAITING_TS.get("ALLOWED_ACTIONS", set())
+    if awaiting and any(awaiting & set(actions) for actions in ts.values()):
+        pytest.fail(f"protocol.ts's ALLOWED_ACTIONS now has {sorted(awaiting)}: remove them from AWAITING_TS")
+    assert ts == {state: tuple(a for a in actions if a not in awaiting)
+                  for state, actions in protocol.ALLOWED_ACTIONS.items()}

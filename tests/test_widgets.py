@@ -296,60 +296,6 @@ def test_buttons_follow_the_protocols_table_of_allowed_actions(pm: PluginManager
         assert set(actions) <= {"start", "stop", "reload", "rollback", "unload"}, state
 
 
-_FLAKY_START = """
-def start(self):
-    import os
-    if os.path.exists(os.environ["FLX_TEST_FAIL_FLAG"]):
-        raise RuntimeError("asked to fail")
-"""
-
-
-@pytest.mark.parametrize("state", ["loaded", "initialized", "running", "stopped", "failed"])
-def test_the_table_is_what_a_real_manager_accepts_in_each_state(state: str, make_plugin: Any, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """For each state, every action the table allows is accepted by the manager and every other
-    one is refused with InvalidStateError (changing nothing) — rollback included (two revisions
-    kept, so only the state decides)."""
-    from flx_ipy.core.errors import InvalidStateError
-    from flx_ipy.protocol import allowed_actions
-    from flx_ipy.uistate import run_action
-
-    flag = tmp_path / "fail"
-    monkeypatch.setenv("FLX_TEST_FAIL_FLAG", str(flag))
-    for action in ("start", "stop", "reload", "rollback", "unload"):
-        manager = PluginManager(entry_points=False, data_root=tmp_path / f"data-{state}-{action}",
-                                health_timeout=1.0, hook_timeout=5.0)
-        try:
-            path = make_plugin("flaky", _FLAKY_START, filename=f"flaky_{state}_{action}.py")
-            manager.load(str(path))
-            write_plugin(path, plugin_source("flaky", "1.0.1", _FLAKY_START))
-            manager.reload("flaky")  # a second revision, so a rollback has somewhere to go
-            if state == "initialized":
-                manager.initialize("flaky")
-            elif state in ("running", "stopped"):
-                manager.start("flaky")
-                if state == "stopped":
-                    manager.stop("flaky")
-            elif state == "failed":
-                flag.write_text("x")
-                with pytest.raises(Exception, match="asked to fail"):
-                    manager.start("flaky")
-                flag.unlink()
-            assert manager.status("flaky") == state
-            revisions = len(manager.history("flaky"))
-            if action in allowed_actions(state):
-                ok, text = run_action(manager, action, "flaky")
-                assert ok, (state, action, text)
-            else:
-                with pytest.raises(InvalidStateError):
-                    {"start": manager.start, "stop": manager.stop, "reload": manager.reload,
-                     "rollback": manager.rollback, "unload": manager.unload}[action]("flaky")
-                assert manager.status("flaky") == state  # a refusal changes nothing
-                assert len(manager.history("flaky")) == revisions
-        finally:
-            manager.close()
-
-
 def test_rollback_picker_lists_revisions_and_runs_the_picked_one(pm: PluginManager, counter: Path,
                                                                  board: Dashboard) -> None:
     row = board.rows["counter"]

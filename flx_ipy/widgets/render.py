@@ -359,8 +359,10 @@ def restart_notice_html() -> str:
         f"{d} > :not(.flx-part-restart){{opacity:.45;pointer-events:none}}"
         "</style>"
         f'<div class="flx-restart-notice" role="status" data-testid="flx-restart-notice" '
+        # no inline `display` here (WRAP has one): it would beat the stylesheet's display:none,
+        # and the notice would show over a live board
         f'style="padding:4px 8px;margin:0 0 4px 0;border-left:3px solid {PALETTE["warn"]};'
-        f'color:{TEXT};{WRAP}">⟲ {esc(RESTART_TEXT)}</div>'
+        f'color:{TEXT};white-space:normal;overflow-wrap:anywhere;word-break:normal">⟲ {esc(RESTART_TEXT)}</div>'
     )
 
 

@@ -1,80 +1,33 @@
 /**
- * The panel's model: owns the comm to one kernel's flx_ipy and keeps the manager's state.
+ * The panel's model: the comm to one kernel's flx_ipy, and its life across kernel switches,
+ * restarts and page reloads. What the messages mean for the state is `PanelStore`'s job, and
+ * matching replies to requests is `PendingRequests`'s; this class only connects them to a comm.
  *
- * No DOM here: views listen to `changed` and read the getters. The model survives kernel
- * switches (`setKernel`), kernel restarts (comms are disposed without `onClose`, so it
- * watches `statusChanged`) and page reloads (it closes its comm on dispose and tells the
- * kernel which comm the previous page held, so none are left behind).
+ * No DOM here: views listen to `changed` and read the getters. A kernel restart disposes comms
+ * without `onClose`, so the model watches `statusChanged`; on dispose it closes its comm and the
+ * next page tells the kernel which comm it replaces, so none are left behind.
  */
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
-import type { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
+import { type ISignal, Signal } from '@lumino/signaling';
 
 import {
   action as actionMsg,
-  ActionName,
+  type ActionName,
   asKernelMessage,
   hello,
-  IDeltaMsg,
-  IEventView,
-  IPluginView,
-  IReplyMsg,
-  IStateView,
-  IWatcherView,
+  type IEventView,
+  type IPluginView,
+  type IReplyMsg,
+  type IWatcherView,
   KERNEL_TARGET,
   PANEL_TARGET,
   versionProblem
 } from './protocol';
+import { PendingRequests } from './requests';
+import { PanelStore } from './store';
+import type { ConnectionStatus, INotice, IPanelModel, IPendingAction } from './tokens';
 
-/**
- * - `no-kernel`: no notebook, or its kernel is not started
- * - `connecting`: comm open sent, no answer yet (the kernel may be busy)
- * - `not-loaded`: the kernel answered but `%load_ext flx_ipy` has not run there
- * - `ready`: snapshot received, deltas flowing
- * - `restarting` / `dead`: the kernel is restarting or gone; the comm is dropped
- * - `mismatch`: the kernel speaks another major protocol version (see `message`)
- */
-export type ConnectionStatus =
-  | 'no-kernel'
-  | 'connecting'
-  | 'not-loaded'
-  | 'ready'
-  | 'restarting'
-  | 'dead'
-  | 'mismatch';
-
-export interface IPendingAction {
-  requestId: string;
-  action: ActionName;
-  plugin: string | null;
-  /** The kernel was busy when the action was sent: it runs after the current cell. */
-  queued: boolean;
-}
-
-export interface IPanelModel extends IDisposable {
-  readonly changed: ISignal<IPanelModel, void>;
-  readonly status: ConnectionStatus;
-  readonly message: string;
-  readonly kernelLabel: string;
-  readonly kernelBusy: boolean;
-  readonly plugins: readonly IPluginView[];
-  readonly watcher: IWatcherView;
-  readonly events: readonly IEventView[];
-  readonly flxVersion: string;
-  readonly notice: { ok: boolean; text: string } | null;
-  pendingFor(plugin: string | null): IPendingAction | undefined;
-  run(action: ActionName, plugin: string | null): Promise<IReplyMsg>;
-  setKernel(kernel: Kernel.IKernelConnection | null, label: string): void;
-}
-
-const MAX_EVENTS = 50;
 const STORAGE_PREFIX = 'flx_ipy:comm:';
-
-let requestCounter = 0;
-function newRequestId(): string {
-  requestCounter += 1;
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${requestCounter}`;
-}
 
 /** sessionStorage survives a page reload of the same tab, which is what we need. */
 function storage(): Storage | null {
@@ -83,12 +36,6 @@ function storage(): Storage | null {
   } catch {
     return null;
   }
-}
-
-interface IWaiter {
-  pending: IPendingAction;
-  resolve: (reply: IReplyMsg) => void;
-  reject: (err: Error) => void;
 }
 
 export class PanelModel implements IPanelModel {
@@ -108,31 +55,26 @@ export class PanelModel implements IPanelModel {
     return this._kernel?.status === 'busy';
   }
   get plugins(): readonly IPluginView[] {
-    return this._plugins;
+    return this._store.plugins;
   }
   get watcher(): IWatcherView {
-    return this._watcher;
+    return this._store.watcher;
   }
   get events(): readonly IEventView[] {
-    return this._events;
+    return this._store.events;
   }
   get flxVersion(): string {
-    return this._flxVersion;
+    return this._store.flxVersion;
   }
-  get notice(): { ok: boolean; text: string } | null {
-    return this._notice;
+  get notice(): INotice | null {
+    return this._store.notice;
   }
   get isDisposed(): boolean {
     return this._disposed;
   }
 
   pendingFor(plugin: string | null): IPendingAction | undefined {
-    for (const w of this._waiters.values()) {
-      if (w.pending.plugin === plugin) {
-        return w.pending;
-      }
-    }
-    return undefined;
+    return this._requests.pendingFor(plugin);
   }
 
   /** Follow another kernel (or none): detach from the old one first. */
@@ -164,17 +106,8 @@ export class PanelModel implements IPanelModel {
     if (!comm || comm.isDisposed || this._status !== 'ready') {
       return Promise.reject(new Error(`flx_ipy is not connected (${this._status})`));
     }
-    const requestId = newRequestId();
-    const pending: IPendingAction = {
-      requestId,
-      action: name,
-      plugin,
-      queued: this.kernelBusy
-    };
-    const reply = new Promise<IReplyMsg>((resolve, reject) => {
-      this._waiters.set(requestId, { pending, resolve, reject });
-    });
-    comm.send(actionMsg(requestId, name, plugin) as any);
+    const { pending, reply } = this._requests.add(name, plugin, this.kernelBusy);
+    comm.send(actionMsg(pending.requestId, name, plugin));
     this._emit();
     return reply;
   }
@@ -184,6 +117,7 @@ export class PanelModel implements IPanelModel {
       return;
     }
     this._detach();
+    this._store.dispose();
     this._disposed = true;
     Signal.clearData(this);
   }
@@ -210,7 +144,6 @@ export class PanelModel implements IPanelModel {
       return;
     }
     this._comm = comm;
-    this._gotSnapshot = false;
     comm.onMsg = msg => this._onCommMsg(comm, msg);
     comm.onClose = () => this._onCommClose(comm);
     const store = storage();
@@ -218,12 +151,14 @@ export class PanelModel implements IPanelModel {
     const replaces = store?.getItem(key) ?? null;
     store?.setItem(key, comm.commId);
     this._setStatus('connecting', '');
-    comm.open(hello(replaces === comm.commId ? null : replaces) as any);
+    comm.open(hello(replaces === comm.commId ? null : replaces));
   }
 
-  private _onAnnounce = (comm: Kernel.IComm, msg: KernelMessage.ICommOpenMsg): void => {
-    // The kernel rang the doorbell (`%load_ext flx_ipy` ran): answer with our own comm. The
-    // announcing comm is closed by the kernel right away; nothing to keep.
+  /**
+   * The kernel rang the doorbell (`%load_ext flx_ipy` ran): answer with our own comm. The
+   * announcing comm is closed by the kernel right away; nothing to keep.
+   */
+  private _onAnnounce = (_comm: Kernel.IComm, msg: KernelMessage.ICommOpenMsg): void => {
     const data = asKernelMessage(msg.content.data);
     if (data?.kind === 'announce') {
       const problem = versionProblem(data.protocol);
@@ -235,7 +170,6 @@ export class PanelModel implements IPanelModel {
     if (this._status !== 'ready' || !this._comm || this._comm.isDisposed) {
       this._connect();
     }
-    void comm;
   };
 
   private _onCommMsg(comm: Kernel.IComm, msg: KernelMessage.ICommMsgMsg): void {
@@ -254,20 +188,27 @@ export class PanelModel implements IPanelModel {
     }
     switch (data.kind) {
       case 'snapshot':
-        this._applySnapshot(data.state);
+        this._store.applySnapshot(data.state);
+        this._gotSnapshot = true;
+        this._reconnects = 0;
+        this._setStatus('ready', '');
         break;
       case 'delta':
-        this._applyDelta(data);
+        if (this._store.applyDelta(data)) {
+          this._emit();
+        }
         break;
       case 'reply':
-        this._settle(data);
+        this._store.showNotice({ ok: data.ok, text: data.message, plugin: data.plugin, action: data.action });
+        this._requests.settle(data);
+        this._emit();
         break;
       case 'error':
         if (data.code === 'version_mismatch') {
           this._dropComm(true);
           this._setStatus('mismatch', data.message);
         } else {
-          this._notice = { ok: false, text: data.message };
+          this._store.showNotice({ ok: false, text: data.message, plugin: null, action: null });
           this._emit();
         }
         break;
@@ -282,7 +223,7 @@ export class PanelModel implements IPanelModel {
     }
     const wasReady = this._gotSnapshot;
     this._comm = null;
-    this._failWaiters('the kernel closed the flx_ipy connection');
+    this._requests.failAll('the kernel closed the flx_ipy connection');
     if (wasReady && this._reconnects < 1) {
       // Closed after a snapshot: `%unload_ext`, or a duplicated tab claimed our comm id.
       // Try once; a kernel without flx_ipy answers by closing again -> not-loaded.
@@ -291,7 +232,7 @@ export class PanelModel implements IPanelModel {
       return;
     }
     this._reconnects = 0;
-    this._clearState();
+    this._store.reset();
     this._setStatus('not-loaded', '');
   }
 
@@ -302,11 +243,11 @@ export class PanelModel implements IPanelModel {
     if (status === 'restarting' || status === 'autorestarting') {
       // Comms are disposed without onClose on restart: forget ours, wait for the new kernel.
       this._dropComm(false);
-      this._clearState();
+      this._store.reset();
       this._setStatus('restarting', '');
     } else if (status === 'dead') {
       this._dropComm(false);
-      this._clearState();
+      this._store.reset();
       this._setStatus('dead', '');
     } else if (
       (status === 'idle' || status === 'busy') &&
@@ -338,7 +279,7 @@ export class PanelModel implements IPanelModel {
   private _detach(): void {
     const kernel = this._kernel;
     this._dropComm(true);
-    this._clearState();
+    this._store.reset();
     if (kernel) {
       kernel.statusChanged.disconnect(this._onKernelStatus, this);
       kernel.connectionStatusChanged.disconnect(this._onConnectionStatus, this);
@@ -355,7 +296,7 @@ export class PanelModel implements IPanelModel {
     const comm = this._comm;
     this._comm = null;
     this._gotSnapshot = false;
-    this._failWaiters('the flx_ipy connection was reset');
+    this._requests.failAll('the flx_ipy connection was reset');
     if (comm && !comm.isDisposed) {
       comm.onClose = () => undefined;
       comm.onMsg = () => undefined;
@@ -368,70 +309,6 @@ export class PanelModel implements IPanelModel {
       }
       comm.dispose();
     }
-  }
-
-  // --- state ---------------------------------------------------------------------------------
-
-  private _applySnapshot(state: IStateView): void {
-    this._gotSnapshot = true;
-    this._reconnects = 0;
-    this._seq = state.seq;
-    this._plugins = [...state.plugins].sort((a, b) => a.name.localeCompare(b.name));
-    this._watcher = state.watcher;
-    this._events = state.events.slice(-MAX_EVENTS);
-    this._flxVersion = state.flx_version;
-    this._setStatus('ready', '');
-  }
-
-  private _applyDelta(delta: IDeltaMsg): void {
-    if (!this._gotSnapshot || delta.seq <= this._seq) {
-      return; // already folded into the snapshot
-    }
-    this._seq = delta.seq;
-    const byName = new Map(this._plugins.map(p => [p.name, p]));
-    for (const name of delta.remove) {
-      byName.delete(name);
-    }
-    for (const row of delta.upsert) {
-      byName.set(row.name, row);
-    }
-    this._plugins = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
-    if (delta.watcher) {
-      this._watcher = delta.watcher;
-    }
-    if (delta.event) {
-      this._events = [...this._events, delta.event].slice(-MAX_EVENTS);
-    }
-    this._emit();
-  }
-
-  private _settle(reply: IReplyMsg): void {
-    const waiter = this._waiters.get(reply.request_id);
-    this._notice = { ok: reply.ok, text: reply.message };
-    if (waiter) {
-      this._waiters.delete(reply.request_id);
-      waiter.resolve(reply);
-    }
-    this._emit();
-  }
-
-  private _failWaiters(why: string): void {
-    if (this._waiters.size === 0) {
-      return;
-    }
-    const waiters = [...this._waiters.values()];
-    this._waiters.clear();
-    for (const w of waiters) {
-      w.reject(new Error(why));
-    }
-  }
-
-  private _clearState(): void {
-    this._seq = 0;
-    this._plugins = [];
-    this._watcher = { watching: false, paths: [] };
-    this._events = [];
-    this._notice = null;
   }
 
   private _setStatus(status: ConnectionStatus, message: string): void {
@@ -447,19 +324,15 @@ export class PanelModel implements IPanelModel {
   }
 
   private _changed = new Signal<IPanelModel, void>(this);
+  private _store = new PanelStore(() => this._emit());
+  private _requests = new PendingRequests();
   private _kernel: Kernel.IKernelConnection | null = null;
   private _comm: Kernel.IComm | null = null;
+  /** The current comm has delivered its snapshot (a comm closed before that: not loaded). */
   private _gotSnapshot = false;
   private _reconnects = 0;
   private _status: ConnectionStatus = 'no-kernel';
   private _message = '';
   private _label = '';
-  private _seq = 0;
-  private _plugins: IPluginView[] = [];
-  private _watcher: IWatcherView = { watching: false, paths: [] };
-  private _events: IEventView[] = [];
-  private _flxVersion = '';
-  private _notice: { ok: boolean; text: string } | null = null;
-  private _waiters = new Map<string, IWaiter>();
   private _disposed = false;
 }

@@ -5,8 +5,9 @@
  * PROTOCOL_VERSION (minor for additions a peer may ignore, major for anything an older peer
  * would misread). Snapshot first, then one delta per manager event; actions get replies.
  */
+import type { JSONObject } from '@lumino/coreutils';
 
-export const PROTOCOL_VERSION = '1.1'; // 1.1: IPluginView.signature
+export const PROTOCOL_VERSION = '1.1'; // 1.1: IReloadView.note, IWatcherView.saves_waiting, IPluginView.signature
 
 /** Comm target the kernel registers; the panel opens comms to it. */
 export const KERNEL_TARGET = 'flx_ipy';
@@ -27,6 +28,30 @@ export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'refresh';
 export type PluginActionName = Exclude<ActionName, 'refresh'>;
 export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 'reload', 'unload'];
 
+/**
+ * The plugin actions the kernel's manager accepts in each lifecycle state: the panel enables a
+ * button only if its action is listed. Owned by `ALLOWED_ACTIONS` in `flx_ipy/protocol.py`
+ * (which a test checks against a real manager); `tests/test_protocol.py` keeps this copy equal.
+ * A failed plugin is never reloaded (start retries it); nothing applies while reloading.
+ */
+export const ALLOWED_ACTIONS: Readonly<Record<LifecycleName, readonly PluginActionName[]>> = {
+  discovered: [],
+  loaded: ['start', 'reload', 'unload'],
+  initialized: ['start', 'reload', 'unload'],
+  running: ['stop', 'reload', 'unload'],
+  stopped: ['start', 'reload', 'unload'],
+  failed: ['start', 'unload'],
+  reloading: [],
+  unloaded: []
+};
+
+/** The actions allowed in `state`; none for a state this panel does not know (a newer kernel). */
+export function allowedActions(state: string): readonly PluginActionName[] {
+  return Object.prototype.hasOwnProperty.call(ALLOWED_ACTIONS, state)
+    ? ALLOWED_ACTIONS[state as LifecycleName]
+    : [];
+}
+
 // --- the state the panel shows --------------------------------------------------------------
 
 export interface IHealthView {
@@ -41,6 +66,8 @@ export interface IReloadView {
   error: string | null;
   duration_ms: number | null;
   finished_at: number | null; // epoch seconds
+  /** e.g. "source matches the running version" (a kept failure was cleared by that save) */
+  note: string | null;
 }
 
 /** `record.signature`: signed (by signer), unsigned, invalid or modified (files differ). */
@@ -81,6 +108,8 @@ export interface IIsolationView {
 export interface IWatcherView {
   watching: boolean;
   paths: string[];
+  /** Settled saves queued until the running cell ends (0 when idle). */
+  saves_waiting: number;
 }
 
 export interface IEventView {
@@ -203,7 +232,8 @@ export function asKernelMessage(data: unknown): KernelMessage | null {
   }
 }
 
-export function hello(replaces: string | null): IHelloMsg {
+// The builders' return types are also JSONObject, which is what a comm sends: no casts needed.
+export function hello(replaces: string | null): IHelloMsg & JSONObject {
   return { kind: 'hello', protocol: PROTOCOL_VERSION, client: 'labextension', replaces };
 }
 
@@ -211,6 +241,6 @@ export function action(
   requestId: string,
   name: ActionName,
   plugin: string | null
-): IActionMsg {
+): IActionMsg & JSONObject {
   return { kind: 'action', protocol: PROTOCOL_VERSION, request_id: requestId, action: name, plugin };
 }

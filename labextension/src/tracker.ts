@@ -9,7 +9,7 @@ import type { ISessionContext } from '@jupyterlab/apputils';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import type { IDisposable } from '@lumino/disposable';
 
-import type { IPanelModel } from './model';
+import type { IPanelModel } from './tokens';
 
 export class KernelTracker implements IDisposable {
   constructor(

@@ -67,6 +67,8 @@ def test_dashboard_follows_saves_and_its_buttons_drive_the_kernel(page: Any, lab
     expect(row["counter"].locator(".flx-badge")).to_have_text("running")
     expect(row["clock"].locator(".flx-health")).to_contain_text("in sync")
     expect(board.locator(".flx-watcher")).to_contain_text("watching 1 folder")
+    notice = board.locator("[data-testid='flx-restart-notice']")
+    expect(notice).to_be_hidden()  # the kernel lives: no "the kernel restarted" over a live board
 
     # saves on disk, no cell run: new versions appear, the plot grows
     for minor in range(1, 5):
@@ -99,4 +101,9 @@ def test_dashboard_follows_saves_and_its_buttons_drive_the_kernel(page: Any, lab
         expect(row["counter"].locator(".flx-health")).to_contain_text("ticks")
         cell = page.locator(".jp-Cell", has=page.locator(".flx-dashboard")).first
         cell.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
-    page.evaluate(KERNEL_EVAL, "pm.unwatch()")
+    expect(notice).to_be_hidden()
+
+    # a kernel restart leaves the board stale: now, and only now, it says so
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    expect(notice).to_be_visible(timeout=60_000)
+    expect(notice).to_contain_text("The kernel restarted")

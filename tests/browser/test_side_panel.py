@@ -13,93 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_js import KERNEL_EVAL, KERNEL_READY, RUN_CELL  # tests/browser/ is on sys.path (rootdir-less)
+from lab_js import KERNEL_READY  # tests/browser/ is on sys.path (rootdir-less)
+from lab_page import HEALTH, LabServer, new_lab
 
 from flx_ipy.testing import plugin_source, write_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
-LabServer = Any  # tests/browser/conftest.py's LabServer (conftest modules are not imported by name)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
-
-HEALTH = '''
-def start(self):
-    self.ticks = getattr(self, "ticks", 0)
-
-def health_check(self):
-    return HealthStatus.healthy(f"{self.ticks} ticks")
-'''
-
-LOAD_EXT = "%load_ext flx_ipy\nimport flx_ipy\npm = flx_ipy.get_manager()"
-
-KERNEL_SUBMIT = """(code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  kernel.requestExecute({ code, store_history: false });
-}"""
-
-
-class Lab:
-    """What a test does with one notebook page and the side panel."""
-
-    def __init__(self, page: Any, server: LabServer, notebook: str) -> None:
-        self.page = page
-        self.server = server
-        self.notebook = notebook
-
-    def open(self) -> Lab:
-        self.page.goto(self.server.url(self.notebook))
-        self.wait_kernel_ready()
-        return self
-
-    def wait_kernel_ready(self, timeout: float = 60_000) -> None:
-        self.page.wait_for_function(KERNEL_READY, timeout=timeout)
-
-    def run_cell(self, index: int) -> None:
-        self.page.evaluate(RUN_CELL, index)
-
-    def kernel(self, code: str) -> str | None:
-        result = self.page.evaluate(KERNEL_EVAL, code)
-        return None if result is None else str(result)
-
-    def submit(self, code: str) -> None:
-        """Start code in the kernel without waiting for it (the kernel stays busy)."""
-        self.page.evaluate(KERNEL_SUBMIT, code)
-
-    def open_panel_from_palette(self) -> None:
-        self.page.keyboard.press("Control+Shift+C")
-        palette = self.page.locator(".lm-CommandPalette-input")
-        palette.fill("flx_ipy: Open plugin panel")
-        self.page.locator(".lm-CommandPalette-item", has_text="flx_ipy: Open plugin panel").first.click()
-        self.tid("flx-panel").wait_for(state="visible")
-
-    def open_panel(self) -> None:
-        self.page.evaluate("() => window.jupyterapp.commands.execute('flx_ipy:open-panel')")
-        self.tid("flx-panel").wait_for(state="visible")
-
-    def tid(self, testid: str) -> Any:
-        return self.page.locator(f"[data-testid='{testid}']")
-
-    def expect_attr(self, testid: str, attr: str, value: str, timeout: float = 20_000) -> None:
-        from playwright.sync_api import expect
-
-        expect(self.tid(testid)).to_have_attribute(attr, value, timeout=timeout)
-
-    def expect_text(self, testid: str, text: str, timeout: float = 20_000) -> None:
-        from playwright.sync_api import expect
-
-        expect(self.tid(testid)).to_contain_text(text, timeout=timeout)
-
-    def panel_comms_in_kernel(self) -> int:
-        out = self.kernel("len([c for c in get_ipython().kernel.comm_manager.comms.values() "
-                          "if c.target_name == 'flx_ipy'])")
-        assert out is not None
-        return int(out)
-
-
-def new_lab(page: Any, server: LabServer, plugin: Path, *extra: str) -> Lab:
-    notebook = server.new_notebook([LOAD_EXT, f"pm.load({str(plugin)!r}, start=True)\npm.health('counter')",
-                                    *extra])
-    return Lab(page, server, notebook).open()
 
 
 @pytest.fixture

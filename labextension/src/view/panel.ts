@@ -1,15 +1,26 @@
 /**
  * The side panel: status line, one row per plugin, the watcher, recent events.
- * Re-renders from the model on every `changed`; holds no state of its own.
+ * Re-renders from the model on every `changed` (and every few seconds while shown, so "just
+ * now" ages); holds no state of its own but whether the event list is open.
  */
 import { Widget } from '@lumino/widgets';
 
-import type { ConnectionStatus, IPanelModel } from '../model';
-import { PANEL_ID } from '../tokens';
 import { flxIcon } from '../icon';
+import type { PluginActionName } from '../protocol';
+import { type ConnectionStatus, type IPanelModel, PANEL_ID } from '../tokens';
 import { h } from './dom';
-import { ago } from './format';
-import { renderRow } from './row';
+import { ago, clock, listedEvents, waitingText } from './format';
+import { type OpenSource, renderRow, withLinks } from './row';
+
+export interface IPanelOptions {
+  /** Open a plugin file at a line (JupyterLab's editor). */
+  open: OpenSource;
+  /** Unload throws the plugin's state away: ask first. Resolves `true` to go on. */
+  confirmUnload: (plugin: string) => Promise<boolean>;
+}
+
+/** How often the panel re-renders while shown, for the relative times. */
+const TICK_MS = 10_000;
 
 const STATUS_TEXT: Record<ConnectionStatus, string> = {
   'no-kernel': 'No notebook kernel. Open a notebook to see its plugins.',
@@ -22,7 +33,10 @@ const STATUS_TEXT: Record<ConnectionStatus, string> = {
 };
 
 export class FlxPanel extends Widget {
-  constructor(private readonly _model: IPanelModel) {
+  constructor(
+    private readonly _model: IPanelModel,
+    private readonly _options: IPanelOptions
+  ) {
     super();
     this.id = PANEL_ID;
     this.addClass('flx-Panel');
@@ -30,30 +44,38 @@ export class FlxPanel extends Widget {
     this.title.icon = flxIcon;
     this.title.caption = 'flx_ipy plugins';
     _model.changed.connect(this._render, this);
+    this._timer = setInterval(() => {
+      if (this.isVisible) {
+        this._render();
+      }
+    }, TICK_MS);
     this._render();
   }
 
   dispose(): void {
+    clearInterval(this._timer);
     this._model.changed.disconnect(this._render, this);
     super.dispose();
   }
 
   private _render(): void {
     const m = this._model;
-    const run = (action: 'start' | 'stop' | 'reload' | 'unload', plugin: string) => {
-      m.run(action, plugin).catch(() => undefined); // the model shows failures as a notice
-    };
+    const now = Date.now() / 1000;
+    const open = this._options.open;
+    const run = (action: PluginActionName, plugin: string) => void this._act(action, plugin);
     const refresh = h(
       'button',
       {
         className: 'jp-Button flx-Button',
         'data-testid': 'flx-refresh',
-        title: 'Ask the kernel for the whole state again',
+        title: 'Ask the kernel for the whole state again (re-checks health)',
         disabled: m.status !== 'ready'
       },
       'refresh'
     );
-    refresh.addEventListener('click', () => m.run('refresh', null).catch(() => undefined));
+    refresh.addEventListener('click', () => {
+      m.run('refresh', null).catch(() => undefined); // a lost connection shows in the status line
+    });
 
     const header = h(
       'div',
@@ -79,16 +101,22 @@ export class FlxPanel extends Widget {
           w.watching && w.paths.length ? h('span', { className: 'flx-Paths', title: w.paths.join('\n') }, '') : null
         )
       );
+      const waiting = waitingText(w.saves_waiting ?? 0);
+      if (waiting) {
+        body.push(h('div', { className: 'flx-Pending', 'data-testid': 'flx-saves-waiting' }, waiting));
+      }
       if (m.notice) {
         body.push(
           h(
             'div',
             { className: `flx-Notice${m.notice.ok ? '' : ' flx-Notice-bad'}`, 'data-testid': 'flx-notice' },
-            m.notice.text
+            ...withLinks(m.notice.text, open, 'flx-notice-open')
           )
         );
       }
-      const rows = m.plugins.map(p => renderRow(p, m.pendingFor(p.name), m.kernelBusy, run));
+      const rows = m.plugins.map(p =>
+        renderRow(p, { pending: m.pendingFor(p.name), kernelBusy: m.kernelBusy, run, open, now })
+      );
       body.push(
         h(
           'div',
@@ -96,14 +124,26 @@ export class FlxPanel extends Widget {
           ...(rows.length ? rows : [h('div', { className: 'flx-Empty' }, 'No plugins loaded yet: %plugin load TARGET')])
         )
       );
-      const events = m.events.slice(-12).reverse();
+      const listed = listedEvents(m.events);
+      const events = listed.slice(-12).reverse();
       body.push(
         h(
           'details',
           { className: 'flx-Events', 'data-testid': 'flx-events', open: this._eventsOpen },
-          h('summary', {}, `recent events (${m.events.length})`),
+          h('summary', {}, `recent events (${listed.length})`),
           ...events.map(e =>
-            h('div', { className: `flx-Event flx-Event-${e.kind}`, 'data-testid': 'flx-event', title: ago(e.time) }, e.summary)
+            h(
+              'div',
+              {
+                className: `flx-Event flx-Event-${e.kind}`,
+                'data-testid': 'flx-event',
+                'data-kind': e.kind,
+                title: ago(e.time, now)
+              },
+              h('span', { className: 'flx-Event-time', 'data-testid': 'flx-event-time' }, clock(e.time)),
+              ' ',
+              ...withLinks(e.summary, open, 'flx-event-open')
+            )
           )
         )
       );
@@ -115,5 +155,14 @@ export class FlxPanel extends Widget {
     this.node.replaceChildren(...body);
   }
 
+  private async _act(action: PluginActionName, plugin: string): Promise<void> {
+    if (action === 'unload' && !(await this._options.confirmUnload(plugin))) {
+      return;
+    }
+    // The model shows a refusal or a lost connection as the banner: nothing to add here.
+    await this._model.run(action, plugin).catch(() => undefined);
+  }
+
   private _eventsOpen = true;
+  private _timer: ReturnType<typeof setInterval>;
 }

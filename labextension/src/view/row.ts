@@ -1,42 +1,87 @@
 /** One plugin: badge, name + version, health, last reload, last error, action buttons. */
-import type { IPendingAction } from '../model';
-import { IPluginView, PLUGIN_ACTIONS, PluginActionName } from '../protocol';
+import { ALLOWED_ACTIONS, allowedActions, type IPluginView, PLUGIN_ACTIONS, type PluginActionName } from '../protocol';
+import type { IPendingAction } from '../tokens';
 import { h } from './dom';
-import { canRun, reloadText } from './format';
+import { findLocations, healthText, reloadText } from './format';
 
 export type RunAction = (action: PluginActionName, plugin: string) => void;
+/** Open a plugin file at a line in JupyterLab's editor. */
+export type OpenSource = (path: string, line: number) => void;
 
-export function renderRow(
-  p: IPluginView,
-  pending: IPendingAction | undefined,
-  kernelBusy: boolean,
-  run: RunAction
-): HTMLElement {
+export interface IRowOptions {
+  pending: IPendingAction | undefined;
+  kernelBusy: boolean;
+  run: RunAction;
+  open: OpenSource;
+  /** epoch seconds, so every row of one render says the same "just now" */
+  now: number;
+}
+
+/** "start: possible when loaded, initialized, stopped or failed": read off the one table. */
+export function whyDisabled(action: PluginActionName): string {
+  const states = Object.entries(ALLOWED_ACTIONS)
+    .filter(([, actions]) => actions.includes(action))
+    .map(([state]) => state);
+  const list = states.length > 1 ? `${states.slice(0, -1).join(', ')} or ${states[states.length - 1]}` : states[0];
+  return `${action}: possible when ${list ?? 'never'}`;
+}
+
+/** `text` with every `file.py:line` in it as a link that opens the file at that line. */
+export function withLinks(text: string, open: OpenSource, testid: string): (Node | string)[] {
+  const parts: (Node | string)[] = [];
+  let at = 0;
+  for (const loc of findLocations(text)) {
+    parts.push(text.slice(at, loc.start));
+    const link = document.createElement('a');
+    link.className = 'flx-Location';
+    link.href = '#';
+    link.dataset.testid = testid;
+    link.title = `Open ${loc.path} at line ${loc.line} in the editor`;
+    // The file name is enough to read; the whole path is in the tooltip.
+    link.textContent = `${loc.path.slice(loc.path.lastIndexOf('/') + 1)}:${loc.line}`;
+    link.addEventListener('click', ev => {
+      ev.preventDefault();
+      open(loc.path, loc.line);
+    });
+    parts.push(link);
+    at = loc.end;
+  }
+  parts.push(text.slice(at));
+  return parts.filter(p => p !== '');
+}
+
+export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
   const id = (part: string) => `flx-${part}-${p.name}`;
-  const health = p.health;
+  const allowed = allowedActions(p.state);
   const buttons = PLUGIN_ACTIONS.map(action => {
+    const ok = o.pending === undefined && allowed.includes(action);
     const button = h(
       'button',
       {
         className: `jp-Button flx-Button flx-Button-${action}`,
         'data-testid': id(action),
-        title: `${action} ${p.name}`,
-        disabled: pending !== undefined || !canRun(action, p)
+        title: ok
+          ? `${action} ${p.name}`
+          : o.pending
+            ? `waiting for ${o.pending.action} to finish`
+            : `${whyDisabled(action)}; ${p.name} is ${p.state}`,
+        disabled: !ok
       },
       action
     ) as HTMLButtonElement;
-    button.addEventListener('click', () => run(action, p.name));
+    button.addEventListener('click', () => o.run(action, p.name));
     return button;
   });
   let pendingEl: HTMLElement | null = null;
-  if (pending) {
-    const queued = pending.queued || kernelBusy;
+  if (o.pending) {
+    const queued = o.pending.queued || o.kernelBusy;
     pendingEl = h(
       'div',
       { className: 'flx-Pending', 'data-testid': id('pending'), 'data-queued': queued ? 'true' : 'false' },
-      queued ? `${pending.action} queued — runs when the kernel is idle` : `${pending.action}…`
+      queued ? `${o.pending.action} queued — runs when the kernel is idle` : `${o.pending.action}…`
     );
   }
+  const health = p.health;
   const reload = p.last_reload;
   return h(
     'div',
@@ -56,7 +101,7 @@ export function renderRow(
         'data-testid': id('health'),
         'data-health': health?.status ?? 'unknown'
       },
-      `health: ${health ? health.status : 'not checked'}${health?.message ? ` — ${health.message}` : ''}`
+      healthText(health, o.now)
     ),
     h(
       'div',
@@ -65,9 +110,11 @@ export function renderRow(
         'data-testid': id('lastreload'),
         'data-outcome': reload ? (reload.ok ? 'ok' : reload.rolled_back ? 'rolled_back' : 'failed') : 'none'
       },
-      reloadText(reload, !p.error)
+      ...withLinks(reloadText(reload, !p.error, o.now), o.open, id('open'))
     ),
-    p.error ? h('div', { className: 'flx-Error', 'data-testid': id('error') }, p.error) : null,
+    p.error
+      ? h('div', { className: 'flx-Error', 'data-testid': id('error') }, ...withLinks(p.error, o.open, id('open')))
+      : null,
     h('div', { className: 'flx-Source', title: p.source }, p.source),
     h('div', { className: 'flx-Actions' }, ...buttons),
     pendingEl
