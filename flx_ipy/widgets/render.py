@@ -132,7 +132,7 @@ def metrics_html(m: Any) -> str:
     text = metrics_text(m)
     if not text:
         return ""
-    return f'<span class="flx-metrics" style="color:{MUTED};font-size:12px;{WRAP}">⏱ {esc(text)}</span>'
+    return f'<span class="flx-metrics" style="color:{MUTED};font-size:12px;{WRAP}">{esc(text)}</span>'
 
 
 def isolation_html(iso: Any) -> str:
@@ -148,7 +148,7 @@ def isolation_html(iso: Any) -> str:
     color = FAIL_COLOR if crashed or iso.get("state") == "failed" else MUTED
     return (f'<span class="flx-isolation flx-isolation-{esc(iso.get("state") or "unknown")}" '
             f'title="{esc(why or text)}" style="color:{color};font-size:12px;{WRAP}">'
-            f'<b style="color:{PALETTE["info"]}">⛨ isolated</b> {esc(text)}</span>')
+            f'<b style="color:{PALETTE["info"]}">isolated</b> {esc(text)}</span>')
 
 
 def modified_html(sig: Any) -> str:

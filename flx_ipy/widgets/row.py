@@ -60,14 +60,14 @@ class PluginRow(w.VBox):
         for action in (*PLUGIN_ACTIONS, *REVISION_ACTIONS):
             button = w.Button(description=action, tooltip=f"{action} {self.name}", icon=_ICONS[action],
                               button_style=_STYLES[action],
-                              layout=w.Layout(width="auto", height="26px", padding="0 8px"))
+                              layout=w.Layout(width="auto", height="26px", padding="0 6px"))
             button.add_class("flx-btn")
             button.add_class(f"flx-btn-{action}")
             button.on_click(lambda _b, a=action: self.act(a))
             self.buttons[action] = button
         #: the revision a rollback runs (``pm.history``, newest first, the current left out)
         self.revision_picker = w.Dropdown(options=[], description="", tooltip=f"revision of {self.name} to run again",
-                                          layout=w.Layout(width="auto", max_width="330px", height="26px"))
+                                          layout=w.Layout(width="auto", max_width="100%", height="24px"))
         self.revision_picker.add_class("flx-revision-picker")
         self.details = w.HTML(layout=w.Layout(margin="0 0 0 96px", width="auto", overflow="hidden"))
         for part, widget in (("badge", self.badge), ("name", self.title), ("version", self.version),
@@ -80,13 +80,20 @@ class PluginRow(w.VBox):
         self.cancel.add_class("flx-btn")
         self.cancel.add_class("flx-btn-cancel")
         self.cancel.on_click(lambda _b: self.cancel_unload())
-        self._button_box = w.HBox([*self.buttons.values(), self.revision_picker, self.cancel],
-                                  layout=w.Layout(flex="0 0 auto", flex_flow="row wrap", align_items="center"))
+        self._button_box = w.HBox([*self.buttons.values(), self.cancel], layout=w.Layout(flex="0 0 auto"))
+        # the picker goes on a line of its own under the row (only while there is a revision to
+        # go back to), so the five buttons still fit beside the row in a usual notebook width
+        self._picker_label = w.HTML(f'<span style="color:{render.MUTED};font-size:12px">roll back to</span>',
+                                    layout=w.Layout(flex="0 0 auto", margin="0 6px 0 0"))
+        self._picker_line = w.HBox([self._picker_label, self.revision_picker],
+                                   layout=w.Layout(margin="0 0 0 96px", align_items="center", display="none",
+                                                   flex_flow="row wrap"))
+        self._picker_line.add_class("flx-rollback-line")
         self._line = w.HBox([self.badge, self.title, self.version, self.health, self.last_reload,
                              self._button_box],
                             # narrow notebooks wrap the buttons under the row rather than clip them
                             layout=w.Layout(align_items="center", width="100%", flex_flow="row wrap"))
-        super().__init__([self._line, self.error, self.details],
+        super().__init__([self._line, self.error, self._picker_line, self.details],
                          layout=w.Layout(border_bottom=f"1px solid {render.BORDER}", padding="2px 0"))
         self.add_class("flx-row")
         self.add_class(f"flx-row-{css_name(self.name)}")
@@ -141,7 +148,7 @@ class PluginRow(w.VBox):
             self.revision_picker.options = options
             self.revision_picker.value = (values[0] if values else None) if new_head or keep not in values else keep
         self.revision_picker.disabled = "rollback" not in row_actions(view)
-        self.revision_picker.layout.display = "" if options else "none"
+        self._picker_line.layout.display = "" if options else "none"
 
     def _show_error(self) -> None:
         self.error.value = render.error_html(self._action_error or self._view_error)
@@ -190,7 +197,7 @@ class PluginRow(w.VBox):
 
     def close(self) -> None:
         for child in (self.badge, self.title, self.version, self.health, self.last_reload, self.error,
-                      self.details, self.revision_picker, *self.buttons.values(), self.cancel, self._button_box,
-                      self._line):
+                      self.details, self.revision_picker, self._picker_label, self._picker_line,
+                      *self.buttons.values(), self.cancel, self._button_box, self._line):
             child.close()
         super().close()
