@@ -207,7 +207,7 @@ def offers_html(rows: Sequence[Any]) -> str:
     """What an index offers (``flx_ipy.registry.panel.offers`` rows) as a small table."""
     if not rows:
         return f'<span class="flx-offers flx-offers-empty" style="color:{MUTED};font-size:12px">nothing found</span>'
-    cell = f"padding:1px 8px 1px 0;text-align:left;vertical-align:top;{WRAP}"
+    cell = "padding:1px 10px 1px 0;text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere"
     head = "".join(f'<th style="{cell};color:{MUTED};font-weight:normal">{h}</th>'
                    for h in ("package", "latest", "plugins", "signature", "summary"))
     body = "".join(
