@@ -115,11 +115,10 @@ class Table:
                 f"<tbody>{body}</tbody></table>{notes}{foot}")
 
 
-class Text:
-    """Preformatted text that also renders as a ``<pre>`` block in a notebook."""
+class _Preformatted:
+    """``self.text`` as the repr, in IPython's pretty printer, and as a ``<pre>`` block."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    text: str
 
     def __repr__(self) -> str:
         return self.text
@@ -129,6 +128,13 @@ class Text:
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(self.text)}</pre>"
+
+
+class Text(_Preformatted):
+    """Preformatted text that also renders as a ``<pre>`` block in a notebook."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 # ------------------------------------------------------------------------------ views
@@ -243,7 +249,7 @@ def event_log(events: Iterable[Any], *, verbose: bool = False, details: dict[str
     return Text(text)
 
 
-class StateView(dict):  # type: ignore[type-arg]
+class StateView(_Preformatted, dict):  # type: ignore[type-arg]
     """``%plugin state NAME``: the mapping itself (``p = %plugin state x`` gives the data), shown
     as real JSON for a ``save_state`` hand-over, or one real repr per attribute otherwise —
     never repr strings inside something that looks like JSON."""
@@ -261,15 +267,6 @@ class StateView(dict):  # type: ignore[type-arg]
         else:
             payload = {k: v for k, v in data.items() if k != "kind"}
             self.text = f"{name}: save_state() hands over\n" + _json(payload)
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text)
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.text)}</pre>"
 
 
 def _json(value: Any) -> str:

@@ -41,6 +41,33 @@ def test_help_for_every_verb() -> None:
         assert flx("audit", sub_verb, "--help").returncode == 0
 
 
+def test_top_level_help_groups_every_verb_with_one_line() -> None:
+    text = flx("--help").stdout
+    groups = {"develop:": ["list", "validate", "new"], "sign and audit:": ["keygen", "sign", "verify", "audit"],
+              "operate:": ["serve"], "share (plugin indexes):": ["index", "search", "install", "publish"]}
+    lines = text.splitlines()
+    for heading, verbs in groups.items():
+        at = lines.index(heading)
+        listed = [line.split()[0] for line in lines[at + 1:at + 1 + len(verbs)]]
+        assert listed == verbs, (heading, listed)
+        assert all(len(line.split()) > 1 for line in lines[at + 1:at + 1 + len(verbs)])  # each has its description
+    assert sum(line.startswith("    list ") for line in lines) == 0  # not listed a second time, flat
+
+
+def test_unknown_option_names_the_verb_and_its_help() -> None:
+    proc = flx("validate", "--bogus", "x")
+    assert proc.returncode == 2
+    assert one_line_error(proc) == "flx-ipy validate: unrecognized arguments: --bogus (see `flx-ipy validate --help`)"
+    proc = flx("audit", "verify", "log.jsonl", "--zz")
+    assert proc.returncode == 2 and "(see `flx-ipy audit verify --help`)" in one_line_error(proc)
+
+
+def test_list_of_nothing_hints_at_the_command_not_a_magic(tmp_path: Path) -> None:
+    proc = flx("list", str(tmp_path), "--no-entry-points")
+    assert proc.returncode == 0
+    assert "`flx-ipy list DIR`" in proc.stdout and "%plugin" not in proc.stdout
+
+
 def test_bad_usage_is_exit_2_and_one_line() -> None:
     for args in (["frobnicate"], ["verify"], ["audit"], ["validate", "/no/such/path"], ["new", "9lives"],
                  ["sign", "/no/such", "--key", "/no/key"], ["audit", "tail", "/no/such.jsonl"]):
@@ -132,6 +159,7 @@ def test_keygen_sign_verify(tmp_path: Path) -> None:
     write_plugin(plugin, plugin_source("cli_signed", body="X = 1"))
     bad = flx("verify", str(plugin), "--allowed-signers", str(allowed))
     assert bad.returncode == 1 and "modified" in bad.stdout and "changed: cli_signed.py" in bad.stdout
+    assert bad.stdout.count("cli_signed.py") == 2, bad.stdout  # the unit, then the change: not listed twice
     as_json = json.loads(flx("verify", str(plugin), "--allowed-signers", str(allowed), "--json").stdout)
     assert as_json["status"] == "modified" and as_json["files"] == ["cli_signed.py"]
     missing = flx("verify", str(plugin), "--allowed-signers", str(tmp_path / "nope"))

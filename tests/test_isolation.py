@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from flx_ipy import (
+    FlxError,
     PluginCallError,
     PluginCrashedError,
     PluginError,
@@ -498,19 +499,28 @@ def test_an_isolated_plugins_hooks_pass_the_hook_call_seam(pm: PluginManager, tm
     assert isinstance(before.inner, InProcess)  # the in-process runner below did the waiting
 
 
-def test_a_rollback_of_an_isolated_plugin_is_refused_and_changes_nothing(pm: PluginManager, tmp_path: Path) -> None:
-    """Kept revisions' bytes live in the kernel and the worker reloads from files: rather than
-    quietly running what is on disk, a rollback is a clear error and the plugin keeps running."""
+def test_a_rollback_of_an_isolated_plugin_runs_the_kept_code_in_its_worker(pm: PluginManager,
+                                                                          tmp_path: Path) -> None:
+    """The kernel keeps each revision's bytes (mirrored from the worker); a rollback sends them
+    to the worker, whose manager runs the same transaction with them: state kept, disk untouched."""
     path = write(tmp_path, source())
     pm.load(path, start=True, isolated=True)
     p = pm.get("counter")
     p.bump(3)
     path.write_text(source(version="1.1.0", step=10))
-    assert pm.apply_changes([path])[0].ok
-    with pytest.raises(PluginError, match="not supported for isolated plugins"):
-        pm.rollback("counter", 1)
+    assert pm.apply_changes([path])[0].ok and p.bump() == 13
+    on_disk = path.read_bytes()
+    res = pm.rollback("counter", 1)
+    assert res.ok and "rolled back to revision 1 (1.0.0)" in res.notes
     rec = pm.record("counter")
-    assert rec.version == "1.1.0" and rec.status == "running" and p.bump() == 13
+    assert rec.version == "1.0.0" and rec.status == "running" and p.bump() == 14  # step 1 again, state kept
+    assert path.read_bytes() == on_disk
+    hist = pm.history("counter")
+    assert [(r.revision, r.reason) for r in hist] == [(1, "load"), (2, "reload"), (3, "rollback")]
+    assert hist[2].code_sha256 == hist[0].code_sha256
+    with pytest.raises(FlxError, match="no revision 9 is kept"):
+        pm.rollback("counter", 9)
+    assert p.bump() == 15
 
 
 def test_hot_reload_in_the_worker_keeps_state_and_the_proxy(pm: PluginManager, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ STACK = [
     "steps",
     "metrics",
     "events",
+    "serial",
     "settle",
     "discovery",
     "health_rules",

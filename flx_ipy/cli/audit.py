@@ -4,6 +4,8 @@ same way: ``flx_ipy.core.audit.tail`` / ``verify_chain``)."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 from .output import CliError, add_json_flag, emit
@@ -57,3 +59,34 @@ def run_verify(args: argparse.Namespace) -> int:
         raise CliError(f"audit verify: {e}", code=2) from None
     emit(args, report.to_dict(), str(report) + (f" ({report.reason})" if report.ok and report.reason else ""))
     return 0 if report.ok else 1
+
+
+#: where a CLI verb that changes something (``flx-ipy install``) appends its record, when no
+#: ``--audit-log`` is given; unset (and no flag): the CLI writes no record
+AUDIT_ENV = "FLX_IPY_AUDIT_LOG"
+
+
+def audit_path(flag: str | None) -> str | None:
+    return flag or os.environ.get(AUDIT_ENV) or None
+
+
+def audit_install(path: str, plugin: str, *, error: str | None = None, **details: Any) -> bool:
+    """Append one ``install`` record (origin ``cli``) to the audit log at ``path``, written and
+    flushed before the command exits, chained to the log's last line (a kernel may share the
+    file: writes take the same advisory lock). A log that cannot be written is a warning on
+    stderr, never a failed install: the install already happened."""
+    from ..core.audit import AuditLog
+    from ..core.errors import FlxError
+
+    record = {"operation": "install", "plugin": plugin, "outcome": "failed" if error else "ok",
+              "origin": "cli", "error": error, "code_sha256": None}
+    record.update({k: v for k, v in details.items() if v is not None})
+    log = AuditLog(path, mode="blocking")
+    try:
+        log.write(record)
+        return True
+    except FlxError as e:
+        print(f"flx-ipy: warning: {e} (the install is not audited)", file=sys.stderr)
+        return False
+    finally:
+        log.close()

@@ -44,7 +44,9 @@ def run_list(args: argparse.Namespace) -> int:
     data = [{"name": c.name, "version": c.metadata.version if c.metadata else None, "kind": c.kind,
              "target": c.target, "source": c.source, "error": c.error, "note": c.note,
              "description": c.metadata.description if c.metadata else None} for c in pm.candidates]
-    emit(args, data, discovery_table(pm.candidates).text())
+    table = discovery_table(pm.candidates)
+    table.empty = "no plugins found — `flx-ipy list DIR` scans a folder too"  # the table's own hint is a magic's
+    emit(args, data, table.text())
     return 0
 
 

@@ -38,13 +38,14 @@ def register(subparsers: Any) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("targets", nargs="*", metavar="TARGET", help="plugin folders, files, module:Class or names")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765; 0 picks a free one)")
     p.add_argument("--token", default=None, help="bearer token for POST actions (default: $FLX_IPY_TOKEN or random)")
     p.add_argument("--watch", action="store_true", help="reload plugins when their files are saved")
     p.add_argument("--entry-points", action="store_true", help="also load every entry-point plugin")
-    p.add_argument("--health-interval", type=float, default=1.0,
+    p.add_argument("--health-interval", type=float, default=1.0, metavar="SECONDS",
                    help="seconds between health-check rounds feeding /readyz (default 1; 0: never)")
-    p.add_argument("--health-timeout", type=float, default=5.0, help="seconds a health check may take")
+    p.add_argument("--health-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long a health check may take (default 5)")
     p.add_argument("--health-gate", action="store_true",
                    help="roll a reload back when the new code's health check says unhealthy")
     p.add_argument("--grpc-port", type=int, default=None, metavar="N",

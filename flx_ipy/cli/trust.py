@@ -94,6 +94,8 @@ def run_verify(args: argparse.Namespace) -> int:
         info = check_path(args.path, args.allowed_signers)
     except _sig_error() as e:
         raise CliError(f"verify: {e}", code=2) from None
-    human = f"{info.unit}: {info.summary()}" + "".join(f"\n  {kind}: {rel}" for rel, kind in info.changes.items())
+    human = f"{info.unit}: {info.summary()}"
+    if str(info.status) != "modified":  # a "modified" summary already names the files, grouped by change
+        human += "".join(f"\n  {kind}: {rel}" for rel, kind in info.changes.items())
     emit(args, info.to_dict(), human)
     return 0 if info.ok else 1

@@ -357,15 +357,23 @@ def _unlock_file(fh: Any) -> None:
 
 # ---------------------------------------------------------------------- from events to records
 #: event kind -> (operation, outcome); an outcome of None is decided from the event's details.
-#: Later features add their kinds here (worker crash/restart, install, rollback...).
 AUDITED: dict[str, tuple[str, str | None]] = {
     "loaded": ("load", "ok"), "started": ("start", "ok"), "stopped": ("stop", "ok"),
     "unloaded": ("unload", "ok"), "reloaded": ("reload", "ok"), "reload_failed": ("reload", None),
     "failed": ("", "failed"), "operation_failed": ("", None), "signature_checked": ("signature", None),
-    "crashed": ("crash", "failed"), "restarted": ("restart", "ok"), "capability_denied": ("capability", "denied"),
+    "crashed": ("crash", "failed"), "restarted": ("restart", "ok"),
     "installed": ("install", "ok"), "install_failed": ("install", "failed"), "rolled_back": ("rollback", "ok"),
+    "denied": ("capability", "denied"),  # an isolated plugin's call met its sandbox (worker/runtime.py)
 }
-_PHASE_OP = {"initialize": "start", "start": "start", "restart after rollback": "reload", "retry": "reload"}
+_PHASE_OP = {"initialize": "start", "start": "start", "restart after rollback": "reload", "retry": "reload",
+             "crash-loop": "restart", "restart-failed": "restart"}  # an isolated plugin given up on
+#: details copied into the record, per event kind (what an auditor asks next)
+_EXTRA: dict[str, tuple[str, ...]] = {
+    "crashed": ("reason", "returncode", "pid"), "restarted": ("reason", "pid", "restored"),
+    "failed": ("reason",), "denied": ("call",),
+    "installed": ("distribution", "version", "previous", "index", "sha256", "target"),
+    "install_failed": ("index",),
+}
 
 
 class Audited(Protocol):
@@ -434,6 +442,8 @@ class AuditTrail:
                 error = f"{d.get('status')}: {d.get('reason')}" if d.get("reason") else d.get("status")
         elif ev.kind == "stopped" and d.get("problems"):
             error = "; ".join(d["problems"])
+        elif ev.kind == "crashed":
+            error = d.get("reason") or error
         record: dict[str, Any] = {"operation": operation, "plugin": ev.plugin, "outcome": outcome,
                                   "origin": current_origin(), "error": error}
         if ev.kind == "signature_checked":
@@ -441,6 +451,9 @@ class AuditTrail:
                           policy=d.get("policy"))
         elif ev.kind == "reload_failed" and d.get("phase"):
             record["phase"] = d["phase"]
+        for k in _EXTRA.get(ev.kind, ()):
+            if d.get(k) is not None:
+                record["wheel_sha256" if k == "sha256" else k] = d[k]
         if d.get("reason") == "rollback":  # pm.rollback runs through the reload transaction
             record["operation"] = "rollback"
         if d.get("revision") is not None:

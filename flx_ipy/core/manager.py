@@ -3,9 +3,7 @@
 Operations (load, start, stop, unload, health) are written once in ``lifecycle.py`` and the reload
 transaction in ``transaction.py``, as generators of hook calls; here they get a sync face
 (``pm.start``) and an awaitable twin (``await pm.astart``). All lifecycle operations are
-serialised by one lock; calls *into* plugins never take it, so a plugin stays callable while
-another is being reloaded. Events are published after the lock is released, so a subscriber
-may call back into the manager.
+serialised by one lock, and their events published after its release (``serial.py``).
 """
 
 from __future__ import annotations
@@ -14,23 +12,22 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any
 
 from . import lifecycle, transaction
 from .audit import AuditLog, AuditTrail
 from .discovery import Candidate, Discovery
-from .errors import HookError, InvalidStateError, PluginNotFoundError
+from .errors import InvalidStateError, PluginNotFoundError
 from .events import EventBus, Subscriber
 from .metrics import HookMetrics
 from .registry import PluginRecord, Registry
 from .revisions import Revision, RevisionLog
 from .rollback import rollback_steps
+from .serial import Serialised
 from .settle import BROKEN_GRACE, Settle
-from .steps import HookCall, HookLoop, HookRunner, InProcess, Steps, adrive, drive
+from .steps import HookLoop, HookRunner, InProcess, Steps, adrive, drive
 from .trust import Trust
 from .types import HealthStatus, LifecycleState, PluginMetadata, ReloadResult
 from .validators import Validator
@@ -39,7 +36,6 @@ from .worker import policy as isolation_policy
 from .worker import runtime as isolated_runtime
 
 log = logging.getLogger("flx_ipy")
-T = TypeVar("T")
 
 __all__ = ["PluginManager", "PluginRecord", "get_manager", "set_rich_display"]
 
@@ -55,7 +51,7 @@ def set_rich_display(render: RichDisplay | None) -> None:
     _rich_display = render
 
 
-class PluginManager:
+class PluginManager(Serialised):
     """Discovers, loads, runs and hot-reloads plugins (the layers: ``docs/architecture.md``)."""
 
     def __init__(
@@ -92,9 +88,7 @@ class PluginManager:
         self.registry = Registry()
         #: how long a broken save is held back in case the editor is still writing (settle.py)
         self.broken_grace = BROKEN_GRACE
-        self._lock = threading.Lock()
-        self._owner: int | None = None
-        self._pending: list[tuple[str, str | None, dict[str, Any]]] = []
+        super().__init__()
         self._hook_loop = HookLoop()
         #: the checks every load, reload and retry runs; ``pm.validator.add_check(fn)`` adds one
         self.validator = Validator.default()
@@ -195,101 +189,7 @@ class PluginManager:
             details.update(revision=rev.revision, reason=reason, code_sha256=rev.code_sha256)
             if rev.rollback_of is not None:
                 details["rollback_of"] = rev.rollback_of
-        if self._owner == threading.get_ident():
-            self._pending.append((kind, plugin, details))
-            if now:
-                self._flush()
-        else:
-            self.events.publish(kind, plugin, **details)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for kind, plugin, details in pending:
-            self.events.publish(kind, plugin, **details)
-
-    # ----------------------------------------------------------------- locking
-    @contextmanager
-    def _locked(self, timeout: float = 60.0) -> Iterator[None]:
-        me = threading.get_ident()
-        if self._owner == me:
-            raise InvalidStateError(
-                "the plugin manager is already running an operation on this thread (a hook called "
-                "back into the manager, or an awaited operation is still in progress)",
-                hint="call it after the hook returns, or `await` the a-prefixed twin")
-        if not self._lock.acquire(timeout=timeout):
-            raise InvalidStateError(f"the plugin manager stayed busy for {timeout:g} s",
-                                    hint="a plugin hook may be hanging; see `%plugin log`")
-        self._owner = me
-        try:
-            yield
-        finally:
-            self._owner = None
-            self._lock.release()
-            self._flush()
-
-    @asynccontextmanager
-    async def _alocked(self, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while not self._lock.acquire(blocking=False):
-            if time.monotonic() > deadline:
-                raise InvalidStateError(f"the plugin manager stayed busy for {timeout:g} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
-        self._owner = threading.get_ident()
-        try:
-            yield
-        finally:
-            self._owner = None
-            self._lock.release()
-            self._flush()
-
-    def exclusive(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        """Hold the manager's lock, as an operation does, for work that is not one: an isolated
-        plugin's restart after its worker crashed (``worker/supervise.py``) must not interleave
-        with a reload. Raises ``InvalidStateError`` if the manager stays busy ``timeout``."""
-        return self._locked(timeout)
-
-    def _invoke(self, call: HookCall) -> Any:
-        """Every hook call of a sync operation: through ``self.hooks``, timed into ``metrics()``
-        (inline, not through ``HookMetrics.timed``: one call layer less on every hook call)."""
-        t0 = perf_counter()
-        try:
-            result = self.hooks.invoke(call)
-        except BaseException:
-            self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, True)
-            raise
-        self.hook_metrics.observe(call.plugin, call.hook, perf_counter() - t0, False)
-        return result
-
-    async def _ainvoke(self, call: HookCall) -> Any:
-        return await self.hook_metrics.atimed(self.hooks.ainvoke, call)
-
-    def _run(self, steps: Steps[T]) -> T:
-        with self._locked():
-            try:
-                return drive(steps, self._invoke)
-            except Exception as e:
-                self._refused(steps, e)
-                raise
-
-    async def _arun(self, steps: Steps[T]) -> T:
-        async with self._alocked():
-            try:
-                return await adrive(steps, self._ainvoke)
-            except Exception as e:
-                self._refused(steps, e)
-                raise
-
-    def _refused(self, steps: Any, exc: Exception) -> None:
-        """An operation that raised is an ``operation_failed`` event (the audit log's record of
-        it), unless a ``failed`` event already told (a hook raised: ``HookError``)."""
-        if isinstance(exc, HookError):
-            return
-        op = getattr(steps, "__name__", "operation").removesuffix("_steps")
-        self.emit("operation_failed", getattr(exc, "plugin", None), operation=op,
-                  error=" ".join(str(exc).split()), error_type=type(exc).__name__,
-                  denied=bool(getattr(exc, "denied", False)))
+        super().emit(kind, plugin, now=now, **details)
 
     # ----------------------------------------------------------------- discovery
     def discover(self, *dirs: str | Path, rescan: bool = False) -> list[PluginMetadata]:
@@ -400,12 +300,18 @@ class PluginManager:
     async def aunload(self, name: str) -> None:
         await self._arun(lifecycle.unload_steps(self, name))
 
-    def reload(self, name: str, *, force: bool = True) -> ReloadResult:
-        """Swap in the plugin's current source; on any failure the old version keeps running."""
-        return self._run(transaction.reload_steps(self, name, force=force))
+    def reload(self, name: str, *, force: bool = True,
+               sources: Mapping[str, bytes] | None = None) -> ReloadResult:
+        """Swap in the plugin's current source; on any failure the old version keeps running.
+        ``sources`` (path -> bytes): run these instead of the files' (an isolated plugin's worker
+        gets a rollback's kept code, or the bytes the kernel's signature check verified, this way)."""
+        return self._run(transaction.reload_steps(self, name, force=force,
+                                                  new_sources=dict(sources) if sources else None))
 
-    async def areload(self, name: str, *, force: bool = True) -> ReloadResult:
-        return await self._arun(transaction.reload_steps(self, name, force=force))
+    async def areload(self, name: str, *, force: bool = True,
+                      sources: Mapping[str, bytes] | None = None) -> ReloadResult:
+        return await self._arun(transaction.reload_steps(self, name, force=force,
+                                                         new_sources=dict(sources) if sources else None))
 
     def health(self, name: str | None = None) -> HealthStatus | dict[str, HealthStatus]:
         """Run health checks (with a timeout); a raising or hanging check is ``unhealthy``."""

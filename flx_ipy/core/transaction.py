@@ -156,13 +156,9 @@ def reload_steps(pm: Host, name: str, *, force: bool = True,
             hint=f"fix it and `%plugin start {name}`, or unload and load it again")
     if rec.status in (S.RELOADING, S.UNLOADED) or rec.instance is None:
         raise InvalidStateError(f"{name}: cannot reload while {rec.status}", name)
-    if rec.worker is not None:  # isolated: the worker runs this same transaction, from its files
-        if new_sources:  # kept bytes (a rollback) exist only in this process: refuse, change nothing
-            raise InvalidStateError(
-                f"{name} runs isolated: its worker reloads from the plugin's files, so running kept code "
-                "(a rollback) is not supported for isolated plugins yet", name,
-                hint="save the version you want back to the file; the worker reloads it")
-        return (yield from rec.worker.reload_steps(pm, rec, force=force))  # type: ignore[no-any-return]
+    if rec.worker is not None:  # isolated: the worker runs this same transaction (with kept bytes: a rollback)
+        return (yield from rec.worker.reload_steps(pm, rec, force=force,  # type: ignore[no-any-return]
+                                                   sources=new_sources or None))
     t0 = time.perf_counter()
     batch_done = batch_done if batch_done is not None else set()
     new_sources = new_sources if new_sources is not None else {}

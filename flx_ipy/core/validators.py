@@ -333,30 +333,28 @@ class Validator:
             self.source_checks.remove(fn)
 
     def validate_sources(self, src: PluginSources) -> ValidationResult:
-        result = ValidationResult(str(src.unit or src.target))
-        for check in self.source_checks:
-            try:
-                result.problems.extend(check(src))
-            except Exception as e:
-                result.problems.append(Problem(
-                    f"check {getattr(check, '__name__', check)!s}", f"the check itself raised {e!r}",
-                    "this is a bug in the check, not necessarily in the plugin"))
-        return result
+        return _run_checks(self.source_checks, src, ValidationResult(str(src.unit or src.target)))
 
     def validate(self, cls: Any) -> ValidationResult:
         if not isinstance(cls, type):
             return ValidationResult(repr(cls), [Problem(
                 "target", f"{cls!r} is a {type(cls).__name__}, not a class",
                 "point at the plugin class itself, e.g. 'module:Counter'")])
-        result = ValidationResult(f"{cls.__module__}.{cls.__qualname__}")
-        for check in self.checks:
-            try:
-                result.problems.extend(check(cls))
-            except Exception as e:
-                result.problems.append(Problem(
-                    f"check {getattr(check, '__name__', check)!s}", f"the check itself raised {e!r}",
-                    "this is a bug in the check, not necessarily in the plugin"))
-        return result
+        return _run_checks(self.checks, cls, ValidationResult(f"{cls.__module__}.{cls.__qualname__}"))
+
+
+def _run_checks(checks: Iterable[Callable[[Any], Iterable[Problem]]], subject: Any,
+                result: ValidationResult) -> ValidationResult:
+    """Every check's problems, in order; a check that raises is a problem of its own, so one
+    broken check never hides what the others found."""
+    for check in checks:
+        try:
+            result.problems.extend(check(subject))
+        except Exception as e:
+            result.problems.append(Problem(
+                f"check {getattr(check, '__name__', check)!s}", f"the check itself raised {e!r}",
+                "this is a bug in the check, not necessarily in the plugin"))
+    return result
 
 
 def validate_plugin_class(cls: Any) -> ValidationResult:

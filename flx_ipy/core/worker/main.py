@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from .. import loader
 from ..errors import HookError, plugin_traceback
 from ..files import source_hashes, sources
 from ..lifecycle import coerce_state
@@ -95,6 +96,7 @@ class Worker:
 
     # ------------------------------------------------------------ ops
     def op_load(self, req: dict[str, Any]) -> Any:
+        self._pin(req.get("pins"))
         overrides.update(req.get("sources") or {})  # the last good version, after a crash
         try:
             rec = self.pm.load(req["target"], config=req.get("config") or {})
@@ -164,11 +166,29 @@ class Worker:
             self.pm.start(self.name)
         return self.info()
 
+    @staticmethod
+    def _pin(pins: dict[str, Any] | None) -> None:
+        """The bytes the kernel's signature check verified: exactly those are imported here."""
+        if pins:
+            loader.pin(pins["unit"], {str(k): bytes(v) for k, v in pins["files"].items()},
+                       strict=bool(pins.get("strict")))
+
+    def _gate(self, req: dict[str, Any]) -> None:
+        """The kernel's health gate holds for the reload the worker runs."""
+        self.pm.health_gate = bool(req.get("health_gate"))
+        if req.get("health_timeout"):
+            self.pm.health_timeout = float(req["health_timeout"])
+
     def op_reload(self, req: dict[str, Any]) -> Any:
-        res = self.pm.reload(self.name, force=bool(req.get("force", True)))
+        self._gate(req)
+        given = req.get("sources")  # a rollback's kept bytes, or the bytes a signature check verified
+        res = self.pm.reload(self.name, force=bool(req.get("force", True)),
+                             sources={str(k): bytes(v) for k, v in given.items()} if given else None)
+        self._pin(req.get("pins") if res.ok else None)
         return {"results": [dataclasses.asdict(res)], "info": self.info()}
 
     def op_apply(self, req: dict[str, Any]) -> Any:
+        self._gate(req)
         results = self.pm.apply_changes(req["paths"], force=bool(req.get("force")))
         return {"results": [dataclasses.asdict(r) for r in results], "info": self.info()}
 

@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .protocol import Channel, ChannelClosed, ProtocolError, encode
@@ -208,6 +209,23 @@ class WorkerProcess:
         self.channel.close()
 
     # ---------------------------------------------------------------- calls
+    @contextmanager
+    def _failing(self, hung: Callable[[], str], *, chain: bool) -> Iterator[None]:
+        """How an exchange with the worker fails: a timeout kills it (``hung()`` is the reason it
+        reports, built only then) and is a ``TimeoutError``; a closed channel, a socket error or a protocol
+        violation (which kills it too) is ``WorkerGone``, with the cause chained if ``chain``."""
+        try:
+            yield
+        except TimeoutError:
+            self.kill(hung())
+            self.exited.wait(5)
+            raise TimeoutError(self.reason()) from None
+        except (ChannelClosed, OSError, ProtocolError) as e:
+            if isinstance(e, ProtocolError):
+                self.kill(f"protocol violation: {e}")
+            self.exited.wait(2)
+            raise WorkerGone(self.reason()) from (e if chain else None)
+
     def call(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
         """Send ``op`` and return the worker's value; ``RemoteFailure`` for its errors,
         ``WorkerGone`` when it died, ``TimeoutError`` (after killing it) when it hung."""
@@ -221,22 +239,14 @@ class WorkerProcess:
             fields["id"], fields["op"] = rid, op
             frame = encode(fields, self.channel.max_frame)
             sock = self.channel.sock
-            try:
+            with self._failing(lambda: f"hung call: {fields.get('method') or op}() did not return "
+                                       f"within {timeout:g} s", chain=False):
                 self.channel.send_raw(frame)
                 sock.settimeout(timeout)
                 reply = self.channel.recv()
                 if reply.get("op") == "ready" and not self._warm:  # a spare that was never set up
                     self._warm = True
                     reply = self.channel.recv()
-            except TimeoutError:
-                self.kill(f"hung call: {fields.get('method') or op}() did not return within {timeout:g} s")
-                self.exited.wait(5)
-                raise TimeoutError(self.reason()) from None
-            except (ChannelClosed, OSError, ProtocolError) as e:
-                if isinstance(e, ProtocolError):
-                    self.kill(f"protocol violation: {e}")
-                self.exited.wait(2)
-                raise WorkerGone(self.reason()) from None
             if reply.get("id") != rid:
                 self.kill("protocol violation: reply out of order")
                 raise WorkerGone(self.reason())
@@ -262,7 +272,7 @@ class WorkerProcess:
         with self._lock:
             setup["id"] = 0
             sock = self.channel.sock
-            try:
+            with self._failing(lambda: f"did not start within {timeout:g} s", chain=True):
                 sock.settimeout(timeout)
                 if not self._warm:
                     hello = self.channel.recv()
@@ -272,15 +282,6 @@ class WorkerProcess:
                 self.channel.send(setup)
                 sock.settimeout(timeout)
                 return self.channel.recv()  # type: ignore[no-any-return]
-            except TimeoutError:
-                self.kill(f"did not start within {timeout:g} s")
-                self.exited.wait(5)
-                raise TimeoutError(self.reason()) from None
-            except (ChannelClosed, OSError, ProtocolError) as e:
-                if isinstance(e, ProtocolError):
-                    self.kill(f"protocol violation: {e}")
-                self.exited.wait(2)
-                raise WorkerGone(self.reason()) from e
 
     def adopt(self, on_exit: Callable[[WorkerProcess], None]) -> bool:
         """Give a spare worker its owner; False if it died meanwhile (then do not use it)."""

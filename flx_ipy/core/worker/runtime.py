@@ -36,10 +36,10 @@ from ..errors import (
     PluginError,
     PluginLoadError,
 )
-from ..files import source_hashes
+from ..files import read, record_run, source_hashes
 from ..registry import PluginRecord
 from ..steps import Steps
-from ..trust import gate_load
+from ..trust import gate_load, gate_reload, undo_reload_pins
 from ..types import LifecycleState, PluginMetadata, PluginState, ReloadResult
 from . import runner, static, supervise
 from .host import WorkerHost
@@ -49,6 +49,7 @@ from .proxy import PluginProxy, RemoteMethod
 from .remote import remote_error
 from .sandbox import Policy
 from .sandbox.cgroup import MemoryCgroup
+from .supervise import pins_for
 
 log = logging.getLogger("flx_ipy")
 S = LifecycleState
@@ -106,6 +107,9 @@ class IsolatedRuntime:
         self.checkpoint: dict[str, Any] | None = None
         #: the source bytes of the version that last loaded or reloaded fine (restarts run it)
         self.good_sources: dict[str, bytes] = {}
+        #: the bytes the kernel's signature check verified (``loader.pin`` in the worker): the
+        #: bytes verified are the bytes that run, as in-process (``trust.gate_load``)
+        self.pins: dict[str, Any] | None = None
         self.crash_times: deque[float] = deque()
         self.crashes = 0
         self.restarts = 0
@@ -162,7 +166,7 @@ class IsolatedRuntime:
             if not in_cgroup:
                 unavailable.setdefault("cgroup", "the worker did not read back as a member")
         setup = {"op": "setup", "target": self.target, "config": self.config, "policy": self.policy.to_dict(),
-                 "sources": self.good_sources,
+                 "sources": self.good_sources, "pins": self.pins,
                  "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path], "cwd": os.getcwd()}
         try:
             reply = proc.first_reply(setup, START_TIMEOUT)
@@ -208,6 +212,10 @@ class IsolatedRuntime:
         for f, h in dict(info.get("hashes", {})).items():
             if h and f in mine:
                 source_hashes[f] = str(h)  # so a save that changes nothing is recognised in the kernel
+        if good:  # the bytes the worker runs: what the kernel's revisions keep (a rollback sends them back)
+            for f, data in dict(info.get("sources") or {}).items():
+                if f in mine:
+                    record_run(str(f), bytes(data))
         rec.root = root
         pkg = info.get("package_dir")
         rec.package_dir = root if pkg and self._believable_root(pkg) == root else None
@@ -367,18 +375,44 @@ class IsolatedRuntime:
 
     # ------------------------------------------------------------------ reload
     def reload_steps(self, pm: WorkerHost, rec: PluginRecord, *, force: bool,
-                     paths: list[str] | None = None) -> Steps[ReloadResult]:
-        """The reload transaction, run by the worker's manager; its result mirrored here."""
+                     paths: list[str] | None = None,
+                     sources: Mapping[str, bytes] | None = None) -> Steps[ReloadResult]:
+        """The reload transaction, run by the worker's manager; its result mirrored here.
+
+        ``sources``: bytes to run instead of the files' (a rollback's kept revision). Under a
+        signature policy the kernel checks the bytes first and sends exactly those, so the
+        worker never re-reads a file between the check and the swap."""
         t0 = time.perf_counter()
         prev = rec.status
+        gated, signature = False, None
+        if pm.validator.source_checks:
+            given = dict(sources) if sources else {f: data for f in sorted(rec.files)
+                                                    if (data := read(f)) is not None}
+            try:
+                signature = gate_reload(pm, rec, given)
+            except Exception as e:
+                res = ReloadResult(plugin=rec.name, ok=False, error=str(e), phase="signature", rolled_back=True,
+                                   duration=time.perf_counter() - t0, finished_at=time.time())
+                rec.last_reload = res
+                rec.error = f"reload failed in signature: {e}"
+                pm.emit("reload_failed", rec.name, phase="signature", error=str(e), where=None, rolled_back=True)
+                return res
+            sources, gated = given, True
         rec.status = S.RELOADING
         pm.emit("reloading", rec.name, now=True, isolated=True)
+        gate: dict[str, Any] = {"health_gate": bool(pm.health_gate), "health_timeout": pm.health_timeout}
         try:
-            if paths is not None:
-                value = self.request("apply", "reload", paths=paths, force=force)
+            if gated:  # what the check pinned here is pinned in the worker too (its later imports)
+                gate["pins"] = pins_for(rec)
+            if sources:
+                value = self.request("reload", "reload", force=force, sources=dict(sources), **gate)
+            elif paths is not None:
+                value = self.request("apply", "reload", paths=paths, force=force, **gate)
             else:
-                value = self.request("reload", "reload", force=force)
+                value = self.request("reload", "reload", force=force, **gate)
         except (FlxError, TypeError) as e:
+            if gated:
+                undo_reload_pins(pm, rec)
             rec.status = prev
             res = ReloadResult(plugin=rec.name, ok=False, error=str(e), phase="worker",
                                duration=time.perf_counter() - t0, finished_at=time.time())
@@ -401,10 +435,15 @@ class IsolatedRuntime:
         if res.ok:
             rec.reload_count += 1
             rec.error = rec.error_detail = None
+            self.pins = pins_for(rec) if gated else None  # a restart imports what was verified, or the files
+            if signature is not None:
+                rec.signature = signature
             pm.emit("reloaded", rec.name, duration=res.duration, version=rec.version, modules=res.modules,
                      notes=list(res.notes), isolated=True)
             self.checkpoint_now()
         else:
+            if gated:
+                undo_reload_pins(pm, rec)
             rec.error = info.get("error") or f"reload failed in {res.phase}: {res.error}"
             rec.error_detail = res.traceback
             pm.emit("reload_failed", rec.name, phase=res.phase, error=res.error, where=res.where,
@@ -450,6 +489,8 @@ def load_steps(pm: WorkerHost, target: str, config: Mapping[str, Any] | None,
     # the signature policy holds for isolated plugins too: checked here, before a worker starts
     signature = gate_load(pm, target, target, name)
     rt = IsolatedRuntime(pm, name, sp, config, lim)
+    if signature is not None and signature.unit:
+        rt.pins = pins_for(None, signature.unit)  # the worker imports the bytes just verified
     info = rt.spawn()
     rec = PluginRecord(name=name, target=target, metadata=sp.metadata, source=str(info.get("source") or sp.file),
                        instance=rt.proxy, config=dict(config or {}))

@@ -14,9 +14,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import loader
 from ..errors import InvalidStateError
+from ..files import read
 from ..registry import PluginRecord
 from ..steps import Steps
+from ..trust import gate_reload, unit_for_record
 from ..types import LifecycleState, ReloadResult
 from .host import WorkerHost
 from .process import RemoteFailure, WorkerProcess
@@ -47,6 +50,14 @@ def revive(rt: IsolatedRuntime, initialized: bool) -> dict[str, Any] | None:
     rt.ready.set()
     return info
 
+def pins_for(rec: PluginRecord | None, unit: Any = None) -> dict[str, Any] | None:
+    """What the kernel's signature check pinned for this plugin, to pin in its worker too."""
+    unit = unit if unit is not None else (unit_for_record(rec) if rec is not None else None)
+    if unit is None:
+        return None
+    files, strict = loader.pins_of(unit)
+    return {"unit": str(unit), "files": files, "strict": strict} if files else None
+
 def retry_steps(rt: IsolatedRuntime, pm: WorkerHost, rec: PluginRecord) -> Steps[ReloadResult]:
     """A save while the worker is out of restarts (a crash loop, or a restart that could
     not load the file): a fresh worker with the saved code and the last good state, started
@@ -55,6 +66,11 @@ def retry_steps(rt: IsolatedRuntime, pm: WorkerHost, rec: PluginRecord) -> Steps
     res = ReloadResult(plugin=rec.name, ok=True, modules=[rec.name])
     try:
         rt.good_sources = {}  # a save: run what is on disk now
+        if pm.validator.source_checks:  # checked like any reload; the fresh worker imports those bytes
+            signature = gate_reload(pm, rec, {f: data for f in sorted(rec.files) if (data := read(f)) is not None})
+            rt.pins = pins_for(rec)
+            if signature is not None:
+                rec.signature = signature
         info = revive(rt, initialized=rec.initialized)
         if info is not None:
             rt.apply_info(rec, info)
