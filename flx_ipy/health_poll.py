@@ -11,11 +11,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("flx_ipy")
 
-__all__ = ["HealthPoller"]
+__all__ = ["HealthPoller", "after_rounds"]
+
+#: called with the manager after each background round: UIs re-read the figures that move
+#: without an event (an isolated worker's RSS and CPU, hook timings) on this existing tick
+_after_round: list[Callable[[Any], object]] = []
+
+
+def after_rounds(callback: Callable[[Any], object]) -> Callable[[], None]:
+    """Call ``callback(pm)`` after every background health round; returns the function to stop."""
+    _after_round.append(callback)
+
+    def stop() -> None:
+        if callback in _after_round:
+            _after_round.remove(callback)
+
+    return stop
 
 
 class HealthPoller:
@@ -64,6 +80,8 @@ class HealthPoller:
         try:
             self.pm.health()
             self.rounds += 1
+            for callback in list(_after_round):
+                callback(self.pm)
         except Exception:  # health() reports plugin failures itself; this would be ours
             log.debug("flx_ipy: a background health round failed", exc_info=True)
         finally:

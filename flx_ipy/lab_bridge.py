@@ -8,7 +8,7 @@
 * Each panel's comm gets a snapshot, then a delta per manager event
   (:class:`flx_ipy.uistate.UIState`), also while the kernel is idle: events from the watcher
   thread are sent from that thread (iopub is thread-safe), no cell needs to run.
-* Actions (start / stop / reload / unload / refresh) arrive as comm messages, which the kernel
+* Actions (start / stop / reload / unload / rollback / refresh) arrive as comm messages, which the kernel
   handles between cells (the panel shows them as queued meanwhile); each gets a reply.
 * No stale comms: a page that reloads names the comm it held (``replaces``) and that one is
   closed; a comm whose send fails is dropped; ``detach`` closes them all.
@@ -194,7 +194,9 @@ class LabBridge:
                 if name in protocol.INDEX_ACTIONS:
                     ok, text, data = self.index_action(request, client)
                 else:
-                    ok, text = self.run_action(name, plugin, client)
+                    revision = request.get("revision")  # parse_client_message checked it: int or None
+                    ok, text = self.run_action(name, plugin, client,
+                                               revision=revision if isinstance(revision, int) else None)
             except Exception as e:  # flx_ipy errors are one line with the next step in them
                 ok, text = False, str(e) or type(e).__name__
             self._send(client, protocol.reply(request_id, name, plugin, ok, text, data))
@@ -219,8 +221,10 @@ class LabBridge:
         return index_action(self.manager, name, spec=request.get("plugin"), term=request.get("term"),
                             index=request.get("index") or configured_index(), progress=progress)
 
-    def run_action(self, name: str, plugin: str | None, client: _Client | None = None) -> tuple[bool, str]:
-        """Run one panel action on the manager; returns ``(ok, what happened)``."""
+    def run_action(self, name: str, plugin: str | None, client: _Client | None = None, *,
+                   revision: int | None = None) -> tuple[bool, str]:
+        """Run one panel action on the manager; returns ``(ok, what happened)``. ``revision``
+        is a rollback's target (``None``: the one before the current)."""
         pm = self.manager
         if name == "refresh":
             if pm.plugins:
@@ -231,7 +235,7 @@ class LabBridge:
                     self._send(client, protocol.snapshot(state.snapshot()))
             return True, "refreshed"
         assert plugin is not None  # parse_client_message checked it
-        return run_action(pm, name, plugin, origin="labextension")
+        return run_action(pm, name, plugin, origin="labextension", revision=revision)
 
 
 def frontend_may_listen() -> bool:

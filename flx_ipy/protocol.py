@@ -28,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = "1.1"  # 1.1: ReloadView.note, WatcherView.saves_waiting, PluginView.signature
+PROTOCOL_VERSION = "1.2"  # 1.1: ReloadView.note, WatcherView.saves_waiting, PluginView.signature
+#: 1.2: the ``rollback`` action (:class:`RollbackActionMsg`), ``PluginView.revisions`` and
+#: ``PluginView.metrics``; deltas with ``event: null`` and an unchanged ``seq`` refresh rows whose
+#: figures (RSS, CPU, hook timings) moved without an event (an older panel drops them: harmless)
 
 #: Comm target the kernel registers; the panel opens comms to it.
 KERNEL_TARGET = "flx_ipy"
@@ -48,9 +51,15 @@ IndexActionName = Literal["index_search", "install"]
 #: sends :class:`ProgressMsg` lines while pip runs, then its reply. Both take an optional ``index``
 #: (folder or URL; default: ``c.PluginMagics.index`` or ``$FLX_IPY_INDEX``). Older peers ignore them.
 INDEX_ACTIONS: tuple[str, ...] = ("index_search", "install")
-ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh", *INDEX_ACTIONS)
-#: Actions that need a plugin name (``refresh`` does not).
+#: mirrored in ``protocol.ts`` (the side panel's rollback picker): ``rollback`` runs a kept revision's code again
+#: (``pm.rollback(plugin, to=revision)``; ``revision`` omitted or null: the one before the current)
+RevisionActionName = Literal["rollback"]
+REVISION_ACTIONS: tuple[str, ...] = ("rollback",)
+ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload", "refresh", *INDEX_ACTIONS, *REVISION_ACTIONS)
+#: The plain buttons of a row (each needs a plugin name; ``refresh`` does not).
 PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
+#: Actions that need a plugin name.
+NAMED_ACTIONS: tuple[str, ...] = (*PLUGIN_ACTIONS, *REVISION_ACTIONS, "install")
 
 #: Which plugin actions the manager accepts in each lifecycle state -- the ONE table both UIs
 #: (the ipywidgets dashboard and the JupyterLab panel, via ``protocol.ts``) enable buttons from,
@@ -61,13 +70,15 @@ PLUGIN_ACTIONS: tuple[str, ...] = ("start", "stop", "reload", "unload")
 #: - a ``failed`` plugin is not reloaded (the manager refuses: there is no good version to roll
 #:   back to); ``start`` retries it, and saving a fix retries it too;
 #: - ``discovered``/``unloaded`` plugins are not loaded, so no plugin action applies (load them);
-#: - while ``reloading`` every operation is refused ("busy").
+#: - while ``reloading`` every operation is refused ("busy");
+#: - ``rollback`` goes through the reload transaction, so it is allowed where ``reload`` is; a
+#:   row also needs an earlier revision and an in-process plugin (:func:`row_actions`).
 ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
     "discovered": (),
-    "loaded": ("start", "reload", "unload"),
-    "initialized": ("start", "reload", "unload"),
-    "running": ("stop", "reload", "unload"),
-    "stopped": ("start", "reload", "unload"),
+    "loaded": ("start", "reload", "rollback", "unload"),
+    "initialized": ("start", "reload", "rollback", "unload"),
+    "running": ("stop", "reload", "rollback", "unload"),
+    "stopped": ("start", "reload", "rollback", "unload"),
     "failed": ("start", "unload"),
     "reloading": (),
     "unloaded": (),
@@ -79,6 +90,22 @@ def allowed_actions(state: object) -> tuple[str, ...]:
     ``()`` for a state this version does not know, so an unknown state offers nothing."""
     key = getattr(state, "value", state)
     return ALLOWED_ACTIONS.get(key, ()) if isinstance(key, str) else ()
+
+
+def row_actions(view: Mapping[str, Any]) -> tuple[str, ...]:
+    """The actions a row offers: :func:`allowed_actions` of its state, less ``rollback`` when
+    there is no earlier revision to go back to or the plugin runs isolated (its worker reloads
+    from the files, so the manager refuses kept code there)."""
+    allowed = allowed_actions(view.get("state"))
+    if "rollback" in allowed and (view.get("isolation") or not rollback_targets(view)):
+        allowed = tuple(a for a in allowed if a != "rollback")
+    return allowed
+
+
+def rollback_targets(view: Mapping[str, Any]) -> list[RevisionView]:
+    """The revisions a rollback can go to: every kept one but the current, newest first."""
+    revs = list(view.get("revisions") or [])
+    return [r for r in reversed(revs) if not r.get("current")]
 
 
 # --- the state a UI shows -----------------------------------------------------------------
@@ -108,6 +135,35 @@ class SignatureView(TypedDict):
     status: str
     signer: str | None
     files: list[str]
+
+
+class RevisionView(TypedDict):
+    """One kept revision of a plugin (``pm.history(name)``), for a rollback picker."""
+
+    revision: int
+    version: str
+    reason: str  # load | reload | rollback | ...
+    time: float  # epoch seconds
+    code_sha256: str  # the first 12 hex digits
+    rollback_of: int | None  # a rollback: the revision whose code it ran again
+    current: bool  # the revision running now (the last one)
+
+
+class MetricsView(TypedDict):
+    """``pm.metrics()[name]`` boiled down to what a row shows: the slowest hook and reloads."""
+
+    slowest_hook: str | None  # by its longest call
+    slowest_hook_max_ms: float | None
+    slowest_hook_mean_ms: float | None
+    hook_calls: int
+    hook_errors: int
+    reloads: int
+    reloads_failed: int  # rolled back or failed
+    reload_last_ms: float | None
+    reload_mean_ms: float | None
+    reload_max_ms: float | None
+
+
 class IsolationView(TypedDict):
     """An isolated plugin's worker: what runs it, what protects it, how it last died."""
 
@@ -136,6 +192,8 @@ class PluginView(TypedDict):
     capabilities: list[str]
     signature: SignatureView | None
     isolation: IsolationView | None  # None: runs in the kernel's process
+    revisions: list[RevisionView]  # oldest first, the last is the current (empty: none kept)
+    metrics: MetricsView | None  # None: the manager keeps no metrics (a UI fed events only)
 
 
 class WatcherView(TypedDict):
@@ -238,8 +296,12 @@ class ActionMsg(TypedDict):
     kind: Literal["action"]
     protocol: str
     request_id: str
-    action: ActionName | IndexActionName
+    action: ActionName | IndexActionName | RevisionActionName
     plugin: str | None
+
+
+class RollbackActionMsg(ActionMsg, total=False):
+    revision: int | None  # the revision to run again; None: the one before the current
 
 
 class IndexActionMsg(ActionMsg, total=False):
@@ -299,7 +361,7 @@ def parse_client_message(data: object) -> ClientMessage:
             raise ProtocolError(f"flx_ipy: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
         if not isinstance(request_id, str) or not request_id:
             raise ProtocolError(f"flx_ipy: action {action!r} has no request_id")
-        if action in (*PLUGIN_ACTIONS, "install") and (not isinstance(plugin, str) or not plugin):
+        if action in NAMED_ACTIONS and (not isinstance(plugin, str) or not plugin):
             raise ProtocolError(f"flx_ipy: action {action!r} needs a plugin name")
         msg = ActionMsg(kind="action", protocol=str(data["protocol"]), request_id=request_id,
                         action=action, plugin=plugin if isinstance(plugin, str) else None)
@@ -307,6 +369,13 @@ def parse_client_message(data: object) -> ClientMessage:
             index, term = data.get("index"), data.get("term")
             return IndexActionMsg(**msg, index=index if isinstance(index, str) and index else None,
                                   term=term if isinstance(term, str) and term else None)
+        if action in REVISION_ACTIONS:
+            revision = data.get("revision")
+            if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)
+                                         or revision < 1):
+                raise ProtocolError(f"flx_ipy: rollback revision must be a revision number (1, 2, ...) "
+                                    f"or null for the previous one, not {revision!r}")
+            return RollbackActionMsg(**msg, revision=revision)
         return msg
     raise ProtocolError(f"flx_ipy: unknown message kind {kind!r}; expected 'hello' or 'action'")
 

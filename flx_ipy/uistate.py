@@ -29,8 +29,10 @@ from .protocol import (
     HealthView,
     IsolationView,
     LifecycleName,
+    MetricsView,
     PluginView,
     ReloadView,
+    RevisionView,
     SignatureView,
     StateView,
     WatcherView,
@@ -83,8 +85,9 @@ def reload_view(result: Any) -> ReloadView | None:
     )
 
 
-def plugin_view(record: Any) -> PluginView:
-    """A manager ``PluginRecord`` as one row of the UI."""
+def plugin_view(record: Any, manager: Any = None, metrics: Mapping[str, Any] | None = None) -> PluginView:
+    """A manager ``PluginRecord`` as one row of the UI; with ``manager``, also its kept revisions
+    and (from ``metrics``, one ``pm.metrics()`` for many rows, else asked here) its timings."""
     md = _get(record, "metadata")
     name = str(_get(record, "name", None) or _get(md, "name", "?"))
     error = _get(record, "error")
@@ -101,6 +104,75 @@ def plugin_view(record: Any) -> PluginView:
         capabilities=[str(c) for c in (_get(md, "capabilities", ()) or ())],
         signature=signature_view(_get(record, "signature")),
         isolation=isolation_view(_get(record, "worker")),
+        revisions=revision_views(manager, name),
+        metrics=metrics_view(metrics.get(name) if metrics is not None else _plugin_metrics(manager, name))
+        if manager is not None else None,
+    )
+
+
+def _plugin_metrics(manager: Any, name: str) -> Mapping[str, Any] | None:
+    """One plugin's ``pm.metrics()`` entry, without formatting the others' (one row per event)."""
+    one = getattr(getattr(manager, "hook_metrics", None), "for_plugin", None)
+    if callable(one):
+        try:
+            return one(name)  # type: ignore[no-any-return]
+        except Exception:
+            return None
+    return _metrics(manager).get(name)
+
+
+def _metrics(manager: Any) -> Mapping[str, Any]:
+    read = getattr(manager, "metrics", None)
+    try:
+        return read() if callable(read) else {}
+    except Exception:  # a UI must draw even if the figures cannot be read
+        return {}
+
+
+def revision_views(manager: Any, name: str) -> list[RevisionView]:
+    """``pm.history(name)`` as the protocol's views (empty without a manager or revisions)."""
+    history = getattr(manager, "history", None)
+    if history is None:
+        return []
+    try:
+        revs = list(history(name))
+    except Exception:  # never loaded, or a manager without revisions
+        return []
+    out = []
+    for i, rev in enumerate(revs):
+        d = rev.to_dict() if hasattr(rev, "to_dict") else dict(rev)
+        of = d.get("rollback_of")
+        out.append(RevisionView(revision=int(d["revision"]), version=str(d.get("version") or ""),
+                                reason=str(d.get("reason") or ""), time=float(d.get("time") or 0.0),
+                                code_sha256=str(d.get("code_sha256") or "")[:12],
+                                rollback_of=int(of) if of is not None else None, current=i == len(revs) - 1))
+    return out
+
+
+def _ms_or_none(seconds: Any) -> float | None:
+    return round(float(seconds) * 1000, 3) if isinstance(seconds, (int, float)) else None
+
+
+def metrics_view(entry: Mapping[str, Any] | None) -> MetricsView | None:
+    """One plugin's ``pm.metrics()`` entry as the row's figures."""
+    if entry is None:
+        return None
+    hooks = entry.get("hooks") or {}
+    slowest = entry.get("slowest_hook")
+    top = hooks.get(slowest) if slowest else None
+    reloads = entry.get("reloads") or {}
+    count = int(reloads.get("count") or 0)
+    return MetricsView(
+        slowest_hook=str(slowest) if slowest else None,
+        slowest_hook_max_ms=_ms_or_none(top.get("max")) if top else None,
+        slowest_hook_mean_ms=_ms_or_none(top.get("mean")) if top else None,
+        hook_calls=sum(int(h.get("count") or 0) for h in hooks.values()),
+        hook_errors=sum(int(h.get("errors") or 0) for h in hooks.values()),
+        reloads=count,
+        reloads_failed=int(reloads.get("rolled_back") or 0) + int(reloads.get("failed") or 0),
+        reload_last_ms=_ms_or_none(reloads.get("last_duration")) if count else None,
+        reload_mean_ms=_ms_or_none(reloads.get("mean_duration")) if count else None,
+        reload_max_ms=_ms_or_none(reloads.get("max_duration")) if count else None,
     )
 
 
@@ -219,21 +291,26 @@ def event_view(event: Any) -> EventView:
 
 
 #: the actions a UI button can ask for, per plugin
-ACTIONS = ("start", "stop", "reload", "unload")
+ACTIONS = ("start", "stop", "reload", "unload", "rollback")
 
 
-def run_action(manager: Any, action: str, name: str, origin: str = "widget") -> tuple[bool, str]:
-    """What a UI's start/stop/reload/unload button does, for the dashboard and the side panel
-    alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what to do).
-    ``origin`` is what the audit log records (``"widget"``, ``"labextension"``)."""
+def run_action(manager: Any, action: str, name: str, origin: str = "widget", *,
+               revision: int | None = None) -> tuple[bool, str]:
+    """What a UI's start/stop/reload/unload/rollback button does, for the dashboard and the side
+    panel alike; returns ``(ok, one line)`` and never raises (flx_ipy's errors already say what
+    to do). ``origin`` is what the audit log records (``"widget"``, ``"labextension"``);
+    ``revision`` is the rollback's target (``None``: the one before the current)."""
     from .core.origin import origin_scope
 
     with origin_scope(origin):
-        return _run_action(manager, action, name)
+        return _run_action(manager, action, name, revision)
 
 
-def _run_action(manager: Any, action: str, name: str) -> tuple[bool, str]:
+def _run_action(manager: Any, action: str, name: str, revision: int | None = None) -> tuple[bool, str]:
     try:
+        if action == "rollback":
+            result = manager.rollback(name, to=revision)
+            return bool(getattr(result, "ok", True)), str(result.summary() if hasattr(result, "summary") else result)
         if action == "start":
             manager.start(name)
             manager.health(name)  # so the row shows health as of now
@@ -280,7 +357,16 @@ class UIState:
     def attach(self) -> UIState:
         """Follow the manager's events (idempotent)."""
         if self.manager is not None and self._unsubscribe is None:
-            self._unsubscribe = self.manager.subscribe(self.apply)
+            from .health_poll import after_rounds
+
+            stop_events = self.manager.subscribe(self.apply)
+            stop_rounds = after_rounds(lambda pm: self.refresh() if pm is self.manager else None)
+
+            def unsubscribe() -> None:
+                stop_events()
+                stop_rounds()
+
+            self._unsubscribe = unsubscribe
             self._load_from_manager()  # events up to now, deduplicated by seq in apply()
         return self
 
@@ -329,7 +415,7 @@ class UIState:
         """The whole state now (rows re-read from the manager if there is one)."""
         with self._lock:
             if self.manager is not None:
-                self._rows = {name: plugin_view(rec) for name, rec in self.manager.plugins.items()}
+                self._rows = self._manager_rows()
                 self._watcher = self._manager_watcher()
             return StateView(
                 seq=self._seq,
@@ -389,7 +475,7 @@ class UIState:
             record = self.manager.plugins.get(name)
             if record is None:
                 return ([], [name], None) if self._rows.pop(name, None) is not None else ([], [], None)
-            row = plugin_view(record)
+            row = plugin_view(record, self.manager)
             self._rows[name] = row
             return [row], [], None
         return self._fold_without_manager(kind, name, details, ev["time"])
@@ -402,7 +488,8 @@ class UIState:
         if row is None:
             row = PluginView(name=name, version=str(details.get("version") or ""), description="",
                              source=str(details.get("source") or ""), state="loaded", health=None,
-                             last_reload=None, error=None, requires=[], capabilities=[], signature=None, isolation=None)
+                             last_reload=None, error=None, requires=[], capabilities=[], signature=None,
+                             isolation=None, revisions=[], metrics=None)
         else:
             row = PluginView(**row)
         if details.get("version"):
@@ -448,7 +535,35 @@ class UIState:
         self._rows[name] = row
         return [row], [], None
 
+    def refresh(self) -> DeltaMsg | None:
+        """Re-read the rows whose figures move without an event (worker RSS/CPU, hook timings)
+        and send listeners one delta with the changed rows: ``event`` None, ``seq`` unchanged.
+        Called after each background health round and by a UI's refresh; ``None`` if nothing moved."""
+        if self.manager is None:
+            return None
+        with self._lock:
+            rows = self._manager_rows()
+            changed = [row for name, row in sorted(rows.items()) if self._rows.get(name) != row]
+            gone = [name for name in self._rows if name not in rows]
+            self._rows = rows
+            if not changed and not gone:
+                return None
+            delta = protocol.delta(self._seq, None, changed, gone, None)
+            for listener in list(self._listeners):
+                try:
+                    listener(delta)
+                except Exception:
+                    import logging
+
+                    logging.getLogger("flx_ipy").exception("flx_ipy: UI listener %r raised", listener)
+            return delta
+
     # --- manager helpers ---------------------------------------------------------------------
+
+    def _manager_rows(self) -> dict[str, PluginView]:
+        pm = self.manager
+        metrics = _metrics(pm)
+        return {name: plugin_view(rec, pm, metrics) for name, rec in pm.plugins.items()}
 
     def _manager_watcher(self, waiting: int | None = None) -> WatcherView:
         pm = self.manager
@@ -473,7 +588,7 @@ class UIState:
                 if view["seq"] > self._seq:
                     self._events.append(view)
                     self._seq = view["seq"]
-            self._rows = {name: plugin_view(rec) for name, rec in pm.plugins.items()}
+            self._rows = self._manager_rows()
             # a UI attaching while a cell holds saves back learns the count from the history
             last = next((e for e in reversed(history) if e.kind in ("saves_waiting", "watch_stopped")), None)
             waiting = int(last.details.get("count") or 0) if last is not None and last.kind == "saves_waiting" else 0

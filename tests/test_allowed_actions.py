@@ -4,7 +4,8 @@ Both UIs enable their buttons from that one table, so a wrong entry is a button 
 enabled button the manager refuses, or a disabled one for an action that would have worked.
 Each case below puts a real :class:`PluginManager` with a real plugin file into one lifecycle
 state and runs one action: an allowed action must succeed, a forbidden one must be refused
-(raise) and change nothing.
+(raise) and change nothing. ``rollback`` is in the table too: the plugin is reloaded once before
+it is put into its state, so there is an earlier revision and only the state decides.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Any
 import pytest
 
 from flx_ipy import FlxError, PluginManager
-from flx_ipy.protocol import ALLOWED_ACTIONS, PLUGIN_ACTIONS, LifecycleName, allowed_actions
+from flx_ipy.protocol import ALLOWED_ACTIONS, PLUGIN_ACTIONS, REVISION_ACTIONS, LifecycleName, allowed_actions
 from flx_ipy.testing import plugin_source, write_plugin
+
+#: every action the table may list: the plain buttons and rollback
+ACTIONS = (*PLUGIN_ACTIONS, *REVISION_ACTIONS)
 
 # start() fails the first time only, so "failed" is reachable and a retried start can succeed.
 BODY = """
@@ -45,6 +49,7 @@ def _into(pm: PluginManager, folder: Path, state: str) -> None:
         return
     path = _plugin(folder, fail_first_start=state == "failed")
     pm.load(str(path))
+    pm.reload("counter", force=True)  # a second revision: a rollback has somewhere to go
     if state == "initialized":
         pm.initialize("counter")
     elif state in ("running", "stopped"):
@@ -62,7 +67,7 @@ def _act(pm: PluginManager, action: str) -> Any:
     """Run an action as the UIs' buttons do; a reload that reports failure counts as refused."""
     fn: Callable[[str], Any] = getattr(pm, action)
     result = fn("counter")
-    if action == "reload" and not result.ok:
+    if action in ("reload", "rollback") and not result.ok:
         raise AssertionError(f"reload ran but failed: {result.error}")
     return result
 
@@ -70,7 +75,7 @@ def _act(pm: PluginManager, action: str) -> Any:
 def test_the_table_covers_every_lifecycle_state_and_only_plugin_actions() -> None:
     assert set(ALLOWED_ACTIONS) == set(typing.get_args(LifecycleName))
     for state, actions in ALLOWED_ACTIONS.items():
-        assert set(actions) <= set(PLUGIN_ACTIONS), state
+        assert set(actions) <= set(ACTIONS), state
         assert allowed_actions(state) == actions
     assert allowed_actions("failed") == ("start", "unload")  # a failed plugin is never reloaded
     assert allowed_actions("no-such-state") == ()
@@ -84,7 +89,7 @@ def test_allowed_actions_takes_the_enum_too() -> None:
 
 
 @pytest.mark.parametrize(("state", "action"), [
-    (s, a) for s in ALLOWED_ACTIONS if s != "reloading" for a in PLUGIN_ACTIONS
+    (s, a) for s in ALLOWED_ACTIONS if s != "reloading" for a in ACTIONS
 ])
 def test_the_manager_accepts_exactly_what_the_table_allows(
         pm: PluginManager, tmp_path: Path, state: str, action: str) -> None:
@@ -97,9 +102,11 @@ def test_the_manager_accepts_exactly_what_the_table_allows(
         with pytest.raises(FlxError):
             _act(pm, action)
         assert pm.status("counter") == state, "a refused action changed the state"
+        if state not in ("discovered", "unloaded"):
+            assert len(pm.history("counter")) == 2, "a refused action left a revision"
 
 
-@pytest.mark.parametrize("action", PLUGIN_ACTIONS)
+@pytest.mark.parametrize("action", ACTIONS)
 def test_while_reloading_every_action_is_refused(pm: PluginManager, tmp_path: Path, action: str) -> None:
     """A UI sees ``reloading`` from the manager's "reloading" event; acting from there is refused."""
     assert allowed_actions("reloading") == ()

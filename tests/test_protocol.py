@@ -51,6 +51,30 @@ def test_plugin_actions_need_a_plugin(action: str) -> None:
         parse_client_message({"kind": "action", "protocol": "1.0", "request_id": "r1", "action": action})
 
 
+def test_rollback_needs_a_plugin_and_takes_a_revision_number() -> None:
+    base = {"kind": "action", "protocol": "1.1", "request_id": "r", "action": "rollback"}
+    msg = parse_client_message({**base, "plugin": "counter", "revision": 2})
+    assert (msg["action"], msg["plugin"], msg["revision"]) == ("rollback", "counter", 2)  # type: ignore[typeddict-item]
+    assert parse_client_message({**base, "plugin": "counter"})["revision"] is None  # type: ignore[typeddict-item]
+    with pytest.raises(ProtocolError, match="needs a plugin name"):
+        parse_client_message(base)
+    for bad in ("2", 0, True, 1.5):
+        with pytest.raises(ProtocolError, match="revision number"):
+            parse_client_message({**base, "plugin": "counter", "revision": bad})
+
+
+def test_row_actions_offer_rollback_only_with_an_earlier_in_process_revision() -> None:
+    rev = {"revision": 1, "version": "1.0", "reason": "load", "time": 0.0, "code_sha256": "ab",
+           "rollback_of": None, "current": False}
+    one = {"state": "running", "isolation": None, "revisions": [{**rev, "current": True}]}
+    two = {**one, "revisions": [rev, {**rev, "revision": 2, "current": True}]}
+    assert "rollback" not in protocol.row_actions(one)
+    assert "rollback" in protocol.row_actions(two)
+    assert [r["revision"] for r in protocol.rollback_targets(two)] == [1]
+    assert "rollback" not in protocol.row_actions({**two, "isolation": {"pid": 1}})
+    assert "rollback" not in protocol.row_actions({**two, "state": "failed"})
+
+
 def test_refresh_needs_no_plugin() -> None:
     msg = parse_client_message({"kind": "action", "protocol": "1.0", "request_id": "r", "action": "refresh"})
     assert msg["plugin"] is None
@@ -103,6 +127,7 @@ def _ts_const(text: str, name: str) -> str:
 #: Fields added on the Python side (issue 11, protocol 1.1) that protocol.ts does not mirror
 #: yet: the TypeScript side wires them. Once it does, the check below fails until the entry is
 #: removed here, so the allowance cannot outlive its reason.
+#: Keys: an interface name (its fields), a literal alias (its names) or ``ALLOWED_ACTIONS``.
 AWAITING_TS: dict[str, set[str]] = {}
 
 
@@ -121,7 +146,8 @@ def test_typescript_constants_match() -> None:
     "name",
     ["HealthView", "ReloadView", "PluginView", "WatcherView", "EventView", "StateView", "AnnounceMsg",
      "SnapshotMsg", "DeltaMsg", "ReplyMsg", "ErrorMsg", "HelloMsg", "ActionMsg", "SignatureView",
-     "IsolationView", "IndexReplyMsg", "ProgressMsg", "IndexActionMsg"],
+     "IsolationView", "IndexReplyMsg", "ProgressMsg", "IndexActionMsg", "RevisionView", "MetricsView",
+     "RollbackActionMsg"],
 )
 def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
     ts = _ts_interfaces(TS.read_text())
@@ -135,11 +161,17 @@ def test_typescript_interfaces_have_the_same_fields(name: str) -> None:
 
 def test_typescript_literals_match() -> None:
     text = TS.read_text()
-    for alias, py in [("LifecycleName", protocol.LifecycleName), ("HealthName", protocol.HealthName),
-                      ("ActionName", protocol.ActionName), ("IndexActionName", protocol.IndexActionName)]:
+    action_names = {*typing.get_args(protocol.ActionName), *typing.get_args(protocol.RevisionActionName)}
+    for alias, py in [("LifecycleName", set(typing.get_args(protocol.LifecycleName))),
+                      ("HealthName", set(typing.get_args(protocol.HealthName))), ("ActionName", action_names),
+                      ("IndexActionName", set(typing.get_args(protocol.IndexActionName)))]:
         m = re.search(rf"export type {alias} =(.*?);", text, re.S)
         assert m, alias
-        assert set(re.findall(r"'(\w+)'", m.group(1))) == set(typing.get_args(py))
+        ts = set(re.findall(r"'(\w+)'", m.group(1)))
+        awaiting = AWAITING_TS.get(alias, set())
+        if awaiting and awaiting <= ts:
+            pytest.fail(f"protocol.ts now has {sorted(awaiting)} in {alias}: remove them from AWAITING_TS")
+        assert ts == py - awaiting
 
 
 def test_typescript_index_actions_match() -> None:
@@ -153,4 +185,8 @@ def test_typescript_allowed_actions_table_matches() -> None:
     assert m, "ALLOWED_ACTIONS missing from protocol.ts"
     ts = {state: tuple(re.findall(r"'(\w+)'", actions))
           for state, actions in re.findall(r"^\s+(\w+): \[([^\]]*)\]", m.group(1), re.M)}
-    assert ts == protocol.ALLOWED_ACTIONS
+    awaiting = AWAITING_TS.get("ALLOWED_ACTIONS", set())
+    if awaiting and any(awaiting & set(actions) for actions in ts.values()):
+        pytest.fail(f"protocol.ts's ALLOWED_ACTIONS now has {sorted(awaiting)}: remove them from AWAITING_TS")
+    assert ts == {state: tuple(a for a in actions if a not in awaiting)
+                  for state, actions in protocol.ALLOWED_ACTIONS.items()}

@@ -275,3 +275,70 @@ def test_importing_the_state_model_imports_no_ui_library() -> None:
             "print([m for m in ('IPython', 'ipywidgets', 'comm', 'ipykernel') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_rows_carry_revisions_and_timings(pm: Any, ui: UIState, plugin_file: Path) -> None:
+    pm.load(str(plugin_file), start=True)
+    write_plugin(plugin_file, plugin_source("counter", "1.0.1", HEALTH_BODY))
+    pm.reload("counter")
+    row = ui.plugin("counter")
+    assert row is not None
+    revs = row["revisions"]
+    assert [(r["revision"], r["version"], r["reason"], r["current"]) for r in revs] == [
+        (1, "1.0.0", "load", False), (2, "1.0.1", "reload", True)]
+    assert revs[0]["code_sha256"] == pm.history("counter")[0].code_sha256[:12]
+    m = row["metrics"]
+    assert m is not None and m["reloads"] == 1 and m["reloads_failed"] == 0
+    assert m["reload_last_ms"] == pytest.approx(pm.metrics()["counter"]["reloads"]["last_duration"] * 1000, rel=1e-3)
+    assert m["slowest_hook"] in pm.metrics()["counter"]["hooks"]
+
+
+def test_refresh_sends_rows_whose_figures_moved_without_an_event(pm: Any, ui: UIState, plugin_file: Path) -> None:
+    pm.load(str(plugin_file), start=True)
+    pm.health()
+    got: list[Any] = []
+    ui.listen(got.append, snapshot=False)
+    seq = ui.seq
+    calls = ui.plugin("counter")["metrics"]["hook_calls"]  # type: ignore[index]
+    pm.health()  # same verdict: no event, but one more health_check call
+    assert got == []
+    delta = ui.refresh()
+    assert delta is not None and got == [delta]
+    assert delta["event"] is None and delta["seq"] == seq
+    assert [r["name"] for r in delta["upsert"]] == ["counter"]
+    assert delta["upsert"][0]["metrics"]["hook_calls"] == calls + 1  # type: ignore[index]
+    assert ui.refresh() is None  # nothing moved since: nothing sent
+    assert len(got) == 1
+
+
+def test_a_background_health_round_refreshes_attached_uis(pm: Any, ui: UIState, plugin_file: Path) -> None:
+    import asyncio
+
+    from flx_ipy.health_poll import HealthPoller
+    from flx_ipy.testing import wait_for
+
+    pm.load(str(plugin_file), start=True)
+    pm.health()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    class Idle:
+        running = False
+
+        def idle_loop(self) -> Any:
+            return loop
+
+    got: list[Any] = []
+    ui.listen(lambda m: got.append(m) if m["event"] is None else None, snapshot=False)
+    poller = HealthPoller(pm, Idle(), 0.02).start()
+    try:
+        wait_for(lambda: got, timeout=10)
+        assert got[0]["upsert"][0]["name"] == "counter"
+    finally:
+        poller.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    ui.detach()
+    assert not ui.attached

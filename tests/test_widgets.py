@@ -273,20 +273,182 @@ def test_importing_the_package_loads_no_ipywidgets_and_dashboard_stays_a_functio
 
 def test_buttons_follow_the_protocols_table_of_allowed_actions(pm: PluginManager, make_plugin: Any,
                                                                board: Dashboard) -> None:
-    """One table (protocol.ALLOWED_ACTIONS) decides; a failed plugin offers no reload, which
-    the manager would refuse."""
-    from flx_ipy.protocol import ALLOWED_ACTIONS, allowed_actions
+    """One table (protocol.ALLOWED_ACTIONS, narrowed per row by row_actions) decides; a failed
+    plugin offers no reload or rollback, which the manager would refuse."""
+    from flx_ipy.protocol import ALLOWED_ACTIONS, allowed_actions, row_actions
 
     path = make_plugin("bad", "def start(self):\n    raise RuntimeError('no database')\n", cls="Bad")
     pm.load(str(path))
     row = board.rows["bad"]
-    assert {a for a, b in row.buttons.items() if not b.disabled} == set(ALLOWED_ACTIONS["loaded"])
+    enabled = {a for a, b in row.buttons.items() if not b.disabled}
+    assert enabled == set(ALLOWED_ACTIONS["loaded"]) - {"rollback"}  # one revision: nothing to go back to
+    assert enabled == set(row_actions(row.view))
+    assert "no earlier revision" in row.buttons["rollback"].tooltip
     with pytest.raises(Exception, match="no database"):
         pm.start("bad")
     assert pm.status("bad") == "failed"
     assert row.buttons["reload"].disabled and "not possible" in row.buttons["reload"].tooltip
+    assert row.buttons["rollback"].disabled
     assert allowed_actions("failed") == ("start", "unload")
     with pytest.raises(Exception, match="not reloaded"):
         pm.reload("bad")  # the table says what the manager really does
     for state, actions in ALLOWED_ACTIONS.items():
-        assert set(actions) <= {"start", "stop", "reload", "unload"}, state
+        assert set(actions) <= {"start", "stop", "reload", "rollback", "unload"}, state
+
+
+def test_rollback_picker_lists_revisions_and_runs_the_picked_one(pm: PluginManager, counter: Path,
+                                                                 board: Dashboard) -> None:
+    row = board.rows["counter"]
+    assert row.buttons["rollback"].disabled and row._picker_line.layout.display == "none"
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    bump(counter, "1.0.2")
+    pm.reload("counter")
+    labels = [label for label, _ in row.revision_picker.options]
+    # r3 (1.0.2) runs; the picker offers r2 and r1, newest first
+    assert [v for _, v in row.revision_picker.options] == [2, 1]
+    assert labels[0].startswith("r2 · 1.0.1 · reload · ") and labels[1].startswith("r1 · 1.0.0 · load")
+    sha = pm.history("counter")[0].code_sha256[:12]
+    assert labels[1].endswith(sha)
+    assert row.revision_picker.value == 2 and not row.buttons["rollback"].disabled
+    row.revision_picker.value = 1
+    assert row.act("rollback")
+    assert pm.plugins["counter"].version == "1.0.0" and pm.status("counter") == "running"
+    assert row.view["version"] == "1.0.0"
+    last = pm.history("counter")[-1]
+    assert (last.revision, last.reason, last.rollback_of) == (4, "rollback", 1)
+    assert [v for _, v in row.revision_picker.options] == [3, 2, 1]  # r4 (the rollback) is current
+    assert row.revision_picker.value == 3  # a new revision resets the choice to the one before
+    assert counter.read_text().count("1.0.2") == 1  # the file on disk is untouched
+
+
+def test_a_refused_rollback_is_one_line_in_the_row(pm: PluginManager, counter: Path, board: Dashboard) -> None:
+    row = board.rows["counter"]
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    assert not row.act("rollback", revision=99)
+    text = row.error.value
+    assert "rollback counter failed" in text and "99" in text and "Traceback" not in text
+    assert pm.plugins["counter"].version == "1.0.1"
+
+
+def test_row_details_show_slowest_hook_and_reload_times(pm: PluginManager, counter: Path,
+                                                        board: Dashboard) -> None:
+    bump(counter, "1.0.1")
+    pm.reload("counter")
+    board.check_health()  # a health round refreshes the figures that move without an event
+    row = board.rows["counter"]
+    m = pm.metrics()["counter"]
+    assert row.view["metrics"] is not None
+    assert row.view["metrics"]["slowest_hook"] == m["slowest_hook"]
+    assert row.view["metrics"]["reloads"] == 1
+    details = row.details.value
+    assert f"slowest hook: {m['slowest_hook']}" in details and "reloads: 1, last " in details
+    assert row.details.layout.display == ""
+    assert "slowest hook" in str(board)  # the text fallback says it too
+
+
+def test_isolation_and_signature_render_what_the_view_says() -> None:
+    iso = {"pid": 4242, "state": "running", "enforced": ["userns", "netns", "seccomp"],
+           "unavailable": {"landlock": "kernel 5.10 has no Landlock"}, "rss_mb": 23.4, "cpu_seconds": 0.12,
+           "crashes": 1, "restarts": 1, "last_crash": "segfault (SIGSEGV)", "last_crash_at": 1.0e9}
+    html = render.isolation_html(iso)
+    for part in ("isolated", "pid 4242", "23 MB", "0.12 s CPU", "userns+netns+seccomp", "landlock",
+                 "segfault (SIGSEGV)", "kernel 5.10 has no Landlock"):
+        assert part in html, part
+    assert render.isolation_html(None) == ""
+    sig = {"status": "modified", "signer": "alice", "files": ["a.py", "pkg/b.py"]}
+    assert "flx-signature-modified" in render.signature_html(sig)
+    assert "changed since signed: a.py, pkg/b.py" in render.modified_html(sig)
+    signed = render.signature_html({"status": "signed", "signer": "alice", "files": []})
+    assert "signed by alice" in signed and "var(--jp-success-color1" in signed
+
+
+def _index_with_hello(folder: Path, *, tampered: bool = False) -> Path:
+    from flx_ipy.registry import build_index
+    from flx_ipy.registry.wheelmaker import make_wheel, plugin_module
+
+    folder.mkdir()
+    for version in ("1.0.0", "1.1.0"):
+        make_wheel(folder, "flx-hello", version, {"flx_hello/__init__.py": plugin_module("hello", version)},
+                   entry_points={"flx_ipy.plugins": {"hello": "flx_hello:HelloPlugin"}})
+    build_index(folder)
+    if tampered:
+        wheel = folder / "flx_hello-1.1.0-py3-none-any.whl"
+        wheel.write_bytes(wheel.read_bytes() + b"\0")
+    return folder
+
+
+def test_index_section_lists_offers_and_installs_with_pip_progress(pm: PluginManager, board: Dashboard,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the install puts its --target first on sys.path
+    idx = _index_with_hello(tmp_path / "index")
+    panel = board.show_index()
+    assert board.index_button.value and panel.layout.display == ""
+    panel.location.value, panel.target = str(idx), str(tmp_path / "site")
+    assert panel.list()
+    assert "flx-hello" in panel.offers.value and "1.1.0" in panel.offers.value
+    assert list(panel.pick.options) == [("flx-hello (hello)", "flx-hello")]
+    assert list(panel.version.options) == ["1.1.0", "1.0.0"]  # newest first
+    assert "1 plugin package in" in panel.message.value
+    seen: list[str] = []
+    panel.progress.observe(lambda c: seen.append(c["new"]), names="value")
+    panel.version.value = "1.0.0"
+    assert panel.install(), panel.message.value
+    assert any("flx-progress-running" in v for v in seen)  # shown while pip ran
+    assert any("pip install flx-hello==1.0.0" in v for v in seen)
+    assert "installed flx-hello 1.0.0" in panel.message.value and "flx-outcome-ok" in panel.message.value
+    assert (tmp_path / "site" / "flx_hello" / "__init__.py").is_file()
+    assert not panel.install_button.disabled and panel.progress.value == ""
+    assert any(e.kind == "installed" for e in pm.events.history())  # the event log says it too
+    board.show_index(False)
+    assert panel.layout.display == "none" and not board.index_button.value
+
+
+def test_index_section_errors_are_one_line_and_install_nothing(pm: PluginManager, board: Dashboard,
+                                                               tmp_path: Path) -> None:
+    panel = board.show_index()
+    panel.location.value = str(tmp_path / "nowhere")
+    assert not panel.list()
+    assert "flx-outcome-failed" in panel.message.value and "no index.json" in panel.message.value
+    assert panel._choose.layout.display == "none"
+    idx = _index_with_hello(tmp_path / "index", tampered=True)
+    panel.location.value, panel.target = str(idx), str(tmp_path / "site")
+    assert panel.list()
+    assert not panel.install()  # 1.1.0, the newest, was tampered with after the index was built
+    text = panel.message.value
+    assert "refused flx_hello-1.1.0" in text and "Traceback" not in text
+    assert not (tmp_path / "site" / "flx_hello").exists()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="worker sandbox is Linux-only")
+def test_isolated_row_shows_worker_and_last_crash_from_a_real_worker(pm: PluginManager, counter: Path,
+                                                                     make_plugin: Any, board: Dashboard) -> None:
+    import os
+    import signal
+
+    path = make_plugin("boxed", cls="Boxed")
+    rec = pm.load(str(path), start=True, isolated=True)
+    write_plugin(path, plugin_source("boxed", "1.0.1", cls="Boxed"))
+    pm.reload("boxed")
+    board.check_health()
+    row = board.rows["boxed"]
+    iso = row.view["isolation"]
+    assert iso is not None and iso["pid"] == rec.worker.pid
+    details = row.details.value
+    assert "isolated" in details and f"pid {rec.worker.pid}" in details and "enforced: " in details
+    if iso["rss_mb"] is not None:
+        assert f"{iso['rss_mb']:.0f} MB" in details
+    # kept code cannot run in a worker: rollback is off, and the tooltip says why
+    assert row.buttons["rollback"].disabled and "runs isolated" in row.buttons["rollback"].tooltip
+    assert not board.rows["counter"].details.value.count("isolated")  # in-process rows say nothing of it
+    old = rec.worker.pid
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: rec.worker.pid not in (None, old) and pm.status("boxed") == "running", timeout=20)
+    # "crashed" shows the reason at once; "restarted" then the new worker
+    wait_for(lambda: f"pid {rec.worker.pid}" in board.rows["boxed"].details.value, timeout=10)
+    details = board.rows["boxed"].details.value
+    assert "last crash" in details and "killed (SIGKILL)" in details and "flx-isolation-running" in details

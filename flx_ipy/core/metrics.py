@@ -128,6 +128,14 @@ class HookMetrics:
             self._hooks.pop(key, None)
         self._reloads.pop(plugin, None)
 
+    def for_plugin(self, plugin: str) -> dict[str, Any]:
+        """One plugin's entry of :meth:`snapshot`, without formatting every other plugin's
+        (a panel re-reads one row per event)."""
+        hooks = {hook: st.to_dict() for (p, hook), st in list(self._hooks.items()) if p == plugin}
+        rst = self._reloads.get(plugin)
+        return {"hooks": hooks, "reloads": (rst or ReloadStats()).to_dict(),
+                "slowest_hook": max(hooks, key=lambda h: hooks[h]["max"]) if hooks else None}
+
     def snapshot(self, also: Any = ()) -> dict[str, dict[str, Any]]:
         """``{plugin: {"hooks": {hook: stats}, "reloads": stats, "slowest_hook": name|None}}``
         for every plugin seen, plus the names in ``also`` (loaded plugins with no calls yet)."""

@@ -34,8 +34,10 @@ def offers(index: str | None = None, term: str | None = None) -> list[dict[str, 
 
 
 def index_action(pm: PluginManager, action: str, *, spec: str | None = None, term: str | None = None,
-                 index: str | None = None, progress: Callable[[str], None] | None = None
-                 ) -> tuple[bool, str, Any]:
+                 index: str | None = None, progress: Callable[[str], None] | None = None,
+                 target: str | None = None) -> tuple[bool, str, Any]:
+    """``target``: install into that folder (pip ``--target``, put first on ``sys.path``), as
+    ``%plugin install --target`` does; ``None`` installs into this interpreter's environment."""
     try:
         location = default_index(index, configured_index())
         if action == "index_search":
@@ -44,7 +46,7 @@ def index_action(pm: PluginManager, action: str, *, spec: str | None = None, ter
         if action == "install":
             if not spec:
                 return False, "install needs a NAME[==VERSION]", None
-            live = install_live(pm, load_index(location), spec, on_line=progress)
+            live = install_live(pm, load_index(location), spec, on_line=progress, target=target)
             return live.ok, live.summary(), live.to_dict()
         return False, f"flx_ipy: unknown index action {action!r}", None
     except RegistryError as e:

@@ -61,6 +61,13 @@ class Dashboard(w.VBox):
                                       layout=w.Layout(width="auto", height="26px"))
         self.health_button.add_class("flx-btn-health")
         self.health_button.on_click(lambda _b: self.check_health())
+        #: the plugin-index section (:mod:`flx_ipy.widgets.index`), built on first open
+        self.index: Any = None
+        self.index_button = w.ToggleButton(description="plugin index", icon="archive", value=False,
+                                           tooltip="list the plugins an index offers and install one",
+                                           layout=w.Layout(width="auto", height="26px"))
+        self.index_button.add_class("flx-btn-index")
+        self.index_button.observe(lambda c: self.show_index(bool(c["new"])), names="value")
         self.message = w.HTML()
         self.watcher = w.HTML()
         self.empty = w.HTML(render.error_html(None))
@@ -76,7 +83,8 @@ class Dashboard(w.VBox):
         self.restart_notice = w.HTML(render.restart_notice_html())
         self.restart_notice.add_class("flx-part-restart")
         self.header.layout = w.Layout(flex="1 1 auto")
-        self._top = w.HBox([self.header, self.message, self.health_button], layout=w.Layout(align_items="center"))
+        self._top = w.HBox([self.header, self.message, self.health_button, self.index_button],
+                           layout=w.Layout(align_items="center", flex_flow="row wrap"))
         self._bottom = w.HBox([self.plot, self.event_log], layout=w.Layout(margin="6px 0 0 0"))
         super().__init__([self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self._bottom],
                          layout=w.Layout(border=f"1px solid {PALETTE['border']}", padding="6px 10px",
@@ -166,9 +174,10 @@ class Dashboard(w.VBox):
         with self.state.locked():
             yield
 
-    def run_action(self, name: str, action: str) -> tuple[bool, str]:
-        """What a row's button does; returns ``(ok, one line)``. Never raises."""
-        ok, text = run_action(self.manager, action, name)
+    def run_action(self, name: str, action: str, revision: int | None = None) -> tuple[bool, str]:
+        """What a row's button does (``revision``: a rollback's target); returns ``(ok, one
+        line)``. Never raises. The same :func:`flx_ipy.uistate.run_action` the side panel uses."""
+        ok, text = run_action(self.manager, action, name, revision=revision)
         return ok, text if ok else one_line(text)
 
     def check_health(self) -> None:
@@ -185,8 +194,24 @@ class Dashboard(w.VBox):
                           if ev.seq > before and ev.kind == "health_changed")
             n = len(results) if isinstance(results, dict) else 1
             text = render.checked_html(n, changed)
+            self.state.refresh()  # figures without events (worker RSS/CPU, hook timings) as of now
         with self.locked():
             self.message.value = text
+
+    def show_index(self, show: bool = True) -> Any:
+        """Open (or close) the plugin-index section; returns its :class:`~flx_ipy.widgets.index.IndexPanel`."""
+        if show and self.index is None:
+            from .index import IndexPanel
+
+            self.index = IndexPanel(self.manager)
+            # above the plot and the log
+            self.children = (self.restart_notice, self._top, self.watcher, self.empty, self.row_box, self.index,
+                             self._bottom)
+        if self.index is not None:
+            self.index.layout.display = "" if show else "none"
+        if self.index_button.value != show:
+            self.index_button.value = show
+        return self.index
 
     # --- display and teardown ------------------------------------------------------------------
 
@@ -219,7 +244,10 @@ class Dashboard(w.VBox):
         for row in list(self.rows.values()):
             row.close()
         self.rows.clear()
-        for widget in (self.restart_notice, self.header, self.health_button, self.message, self.watcher,
+        if self.index is not None:
+            self.index.close()
+        for widget in (self.restart_notice, self.header, self.health_button, self.index_button, self.message,
+                       self.watcher,
                        self.empty, self.row_box, self.plot, self.event_log, self._top, self._bottom):
             widget.close()
         _shared.pop(id(self.manager), None)

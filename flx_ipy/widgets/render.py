@@ -83,11 +83,87 @@ def signature_text(sig: Any) -> str:
 
 
 def signature_html(sig: Any) -> str:
+    """A small outlined badge beside the name: green when signed, red otherwise; the full text
+    (a modified plugin's files) is its tooltip and is listed in the row's details."""
     text = signature_text(sig)
     if not text:
         return ""
     color = OK_COLOR if sig["status"] == "signed" else FAIL_COLOR
-    return f' <span class="flx-signature" style="color:{color}">{esc(text)}</span>'
+    mark = "✔" if sig["status"] == "signed" else "⚠"
+    return (f' <span class="flx-signature flx-signature-{esc(sig["status"])}" title="{esc(text)}" '
+            f'style="display:inline-block;padding:0 6px;margin-left:4px;line-height:16px;border-radius:8px;'
+            f'border:1px solid {color};color:{color};font-size:11px">{mark} {esc(one_line(text, 40))}</span>')
+
+
+# --- a row's details: revisions, timings, the worker ---------------------------------------
+
+
+def short_sha(sha: str) -> str:
+    return sha[:12]
+
+
+def revision_label(rev: Any) -> str:
+    """One option of the rollback picker: ``r2 · 1.0.0 · reload · 23:01:02 · 3fa2b1c9d0e1``."""
+    reason = rev["reason"] + (f" of r{rev['rollback_of']}" if rev.get("rollback_of") else "")
+    return " · ".join(p for p in (f"r{rev['revision']}", rev["version"] or "?", reason, clock(rev["time"]),
+                                  short_sha(rev["code_sha256"])) if p)
+
+
+def metrics_text(m: Any) -> str:
+    """``slowest hook: health_check 3.1 ms max (0.2 ms mean) · 40 calls · reloads: 3, last 12 ms,
+    max 20 ms, 1 rolled back``; empty when nothing ran yet."""
+    if not m:
+        return ""
+    parts = []
+    if m.get("slowest_hook"):
+        parts.append(f"slowest hook: {m['slowest_hook']} {fmt_ms(m['slowest_hook_max_ms'])} max "
+                     f"({fmt_ms(m['slowest_hook_mean_ms'])} mean)")
+    if m.get("hook_calls"):
+        errors = f", {m['hook_errors']} raised" if m.get("hook_errors") else ""
+        parts.append(f"{m['hook_calls']} hook call{'s' if m['hook_calls'] != 1 else ''}{errors}")
+    if m.get("reloads"):
+        failed = f", {m['reloads_failed']} rolled back or failed" if m.get("reloads_failed") else ""
+        parts.append(f"reloads: {m['reloads']}, last {fmt_ms(m['reload_last_ms'])}, "
+                     f"mean {fmt_ms(m['reload_mean_ms'])}, max {fmt_ms(m['reload_max_ms'])}{failed}")
+    return " · ".join(parts)
+
+
+def metrics_html(m: Any) -> str:
+    text = metrics_text(m)
+    if not text:
+        return ""
+    return f'<span class="flx-metrics" style="color:{MUTED};font-size:12px;{WRAP}">{esc(text)}</span>'
+
+
+def isolation_html(iso: Any) -> str:
+    """An isolated plugin's worker: pid, RSS, CPU, enforced layers, what is not in force and why,
+    and the last crash with its reason (red). Empty for an in-process plugin."""
+    if not iso:
+        return ""
+    from ..display import isolation_text
+
+    text = isolation_text(iso)
+    why = "; ".join(f"{k}: {v}" for k, v in sorted((iso.get("unavailable") or {}).items()))
+    crashed = bool(iso.get("last_crash"))
+    color = FAIL_COLOR if crashed or iso.get("state") == "failed" else MUTED
+    return (f'<span class="flx-isolation flx-isolation-{esc(iso.get("state") or "unknown")}" '
+            f'title="{esc(why or text)}" style="color:{color};font-size:12px;{WRAP}">'
+            f'<b style="color:{PALETTE["info"]}">isolated</b> {esc(text)}</span>')
+
+
+def modified_html(sig: Any) -> str:
+    """A modified plugin's changed files, listed in full (the badge shows only the start)."""
+    if not sig or sig.get("status") != "modified" or not sig.get("files"):
+        return ""
+    return (f'<span class="flx-signature-files" style="color:{FAIL_COLOR};font-size:12px;{WRAP}">'
+            f"changed since signed: {esc(', '.join(sig['files']))}</span>")
+
+
+def details_html(view: PluginView) -> str:
+    """The line(s) under a row: the worker, modified files, timings. Empty: nothing to add."""
+    parts = [isolation_html(view.get("isolation")), modified_html(view.get("signature")),
+             metrics_html(view.get("metrics"))]
+    return "".join(p for p in parts if p)
 
 
 def health_html(health: HealthView | None) -> str:
@@ -122,6 +198,45 @@ def error_html(message: str | None) -> str:
         return ""
     return (f'<span class="flx-row-error-text" title="{esc(message)}" '
             f'style="color:{FAIL_COLOR};font-size:12px;{WRAP}">⚠ {esc(one_line(message, 400))}</span>')
+
+
+# --- the plugin index ----------------------------------------------------------------------
+
+
+def offers_html(rows: Sequence[Any]) -> str:
+    """What an index offers (``flx_ipy.registry.panel.offers`` rows) as a small table."""
+    if not rows:
+        return f'<span class="flx-offers flx-offers-empty" style="color:{MUTED};font-size:12px">nothing found</span>'
+    cell = "padding:1px 10px 1px 0;text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere"
+    head = "".join(f'<th style="{cell};color:{MUTED};font-weight:normal">{h}</th>'
+                   for h in ("package", "latest", "plugins", "signature", "summary"))
+    body = "".join(
+        f'<tr class="flx-offer"><td style="{cell}"><b>{esc(r["name"])}</b></td>'
+        f'<td style="{cell}"><code>{esc(r["latest"])}</code></td>'
+        f'<td style="{cell}">{esc(", ".join(r["plugins"]))}</td>'
+        f'<td style="{cell};color:{OK_COLOR if r.get("signature") == "signed" else MUTED}">'
+        f'{esc(r.get("signature") or "unsigned")}</td>'
+        f'<td style="{cell}">{esc(one_line(r.get("summary") or "", 120))}</td></tr>' for r in rows)
+    return (f'<table class="flx-offers" style="border-collapse:collapse;font-size:12px;color:{TEXT}">'
+            f"<tr>{head}</tr>{body}</table>")
+
+
+def progress_html(lines: Sequence[str], *, running: bool) -> str:
+    """pip's last lines while it runs (and after a failure, what it said last)."""
+    title = "pip is running…" if running else "pip's last lines"
+    return (f'<div class="flx-progress{" flx-progress-running" if running else ""}" role="status" '
+            f'style="font-size:12px;color:{MUTED}"><b>{title}</b>'
+            f'<pre style="margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;color:{TEXT};'
+            f'background:transparent">{esc(chr(10).join(lines))}</pre></div>')
+
+
+def outcome_html(ok: bool, text: str) -> str:
+    """One line: what an index action did, or why it failed."""
+    if not text:
+        return ""
+    color = OK_COLOR if ok else FAIL_COLOR
+    return (f'<span class="flx-outcome flx-outcome-{"ok" if ok else "failed"}" title="{esc(text)}" '
+            f'style="color:{color};font-size:12px;{WRAP}">{"✔" if ok else "⚠"} {esc(one_line(text, 300))}</span>')
 
 
 # --- dashboard-wide parts ------------------------------------------------------------------
@@ -265,6 +380,7 @@ def render_text(state: StateView, events: int = 8) -> str:
     table = views_table(rows, watcher["paths"] if watcher["watching"] else [])
     table.footer = ""  # the watcher is on the first line already
     lines.append(table.text())
+    lines += [f"  {r['name']}: {metrics_text(r.get('metrics'))}" for r in rows if metrics_text(r.get("metrics"))]
     recent = [e for e in reversed(state["events"]) if e["kind"] not in ("reloading", "saves_waiting")][:events]
     if recent:
         lines.append("recent events (newest first):")
@@ -280,7 +396,8 @@ def render_html(state: StateView, events: int = 8) -> str:
         f'<tr class="flx-row flx-row-{esc(r["name"])}"><td {cell}>{badge_html(r["state"])}</td>'
         f"<td {cell}>{name_html(r)}</td><td {cell}>{version_html(r['version'])}</td>"
         f"<td {cell}>{health_html(r['health'])}</td><td {cell}>{reload_html(r['last_reload'])}"
-        + (f"<br>{error_html(r['error'])}" if r["error"] else "") + "</td></tr>"
+        + (f"<br>{error_html(r['error'])}" if r["error"] else "")
+        + (f"<br>{details_html(r)}" if details_html(r) else "") + "</td></tr>"
         for r in rows
     ) or f'<tr><td colspan="5" {cell}>no plugins loaded — <code>%plugin load TARGET</code></td></tr>'
     recent = list(reversed(state["events"]))

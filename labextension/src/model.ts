@@ -16,6 +16,7 @@ import {
   asKernelMessage,
   hello,
   indexAction,
+  rollback as rollbackMsg,
   type IndexActionName,
   type IEventView,
   type IPluginView,
@@ -114,6 +115,17 @@ export class PanelModel implements IPanelModel {
     }
     const { pending, reply } = this._requests.add(name, plugin, this.kernelBusy);
     comm.send(actionMsg(pending.requestId, name, plugin));
+    this._emit();
+    return reply;
+  }
+
+  rollback(plugin: string, revision: number | null): Promise<IReplyMsg> {
+    const comm = this._comm;
+    if (!comm || comm.isDisposed || this._status !== 'ready') {
+      return Promise.reject(new Error(`flx_ipy is not connected (${this._status})`));
+    }
+    const { pending, reply } = this._requests.add('rollback', plugin, this.kernelBusy);
+    comm.send(rollbackMsg(pending.requestId, plugin, revision));
     this._emit();
     return reply;
   }

@@ -7,7 +7,9 @@
  */
 import type { JSONObject } from '@lumino/coreutils';
 
-export const PROTOCOL_VERSION = '1.1'; // 1.1: IReloadView.note, IWatcherView.saves_waiting, IPluginView.signature
+export const PROTOCOL_VERSION = '1.2'; // 1.1: IReloadView.note, IWatcherView.saves_waiting, IPluginView.signature
+// 1.2: the `rollback` action (IRollbackActionMsg), IPluginView.revisions and .metrics; a delta with
+// `event: null` and an unchanged `seq` refreshes rows whose figures (RSS, CPU, timings) moved
 
 /** Comm target the kernel registers; the panel opens comms to it. */
 export const KERNEL_TARGET = 'flx_ipy';
@@ -24,11 +26,12 @@ export type LifecycleName =
   | 'failed'
   | 'reloading';
 export type HealthName = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
-export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'refresh';
+export type ActionName = 'start' | 'stop' | 'reload' | 'unload' | 'rollback' | 'refresh';
 export type PluginActionName = Exclude<ActionName, 'refresh'>;
 /** Actions on a plugin index (`INDEX_ACTIONS` in `flx_ipy/protocol.py`). */
 export type IndexActionName = 'index_search' | 'install';
 export const INDEX_ACTIONS: readonly IndexActionName[] = ['index_search', 'install'];
+/** The plain buttons of a row; `rollback` has its own picker (`view/revisions.ts`). */
 export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 'reload', 'unload'];
 
 /**
@@ -36,13 +39,15 @@ export const PLUGIN_ACTIONS: readonly PluginActionName[] = ['start', 'stop', 're
  * button only if its action is listed. Owned by `ALLOWED_ACTIONS` in `flx_ipy/protocol.py`
  * (which a test checks against a real manager); `tests/test_protocol.py` keeps this copy equal.
  * A failed plugin is never reloaded (start retries it); nothing applies while reloading.
+ * `rollback` goes through the reload transaction, so it is allowed where reload is; a row also
+ * needs an earlier revision and an in-kernel plugin (`rowActions` in `view/revisions.ts`).
  */
 export const ALLOWED_ACTIONS: Readonly<Record<LifecycleName, readonly PluginActionName[]>> = {
   discovered: [],
-  loaded: ['start', 'reload', 'unload'],
-  initialized: ['start', 'reload', 'unload'],
-  running: ['stop', 'reload', 'unload'],
-  stopped: ['start', 'reload', 'unload'],
+  loaded: ['start', 'reload', 'rollback', 'unload'],
+  initialized: ['start', 'reload', 'rollback', 'unload'],
+  running: ['stop', 'reload', 'rollback', 'unload'],
+  stopped: ['start', 'reload', 'rollback', 'unload'],
   failed: ['start', 'unload'],
   reloading: [],
   unloaded: []
@@ -80,6 +85,31 @@ export interface ISignatureView {
   files: string[];
 }
 
+/** One kept revision of a plugin (`pm.history(name)`), for the rollback picker. */
+export interface IRevisionView {
+  revision: number;
+  version: string;
+  reason: string; // load | reload | rollback | ...
+  time: number; // epoch seconds
+  code_sha256: string; // the first 12 hex digits
+  rollback_of: number | null; // a rollback: the revision whose code it ran again
+  current: boolean; // the revision running now (the last one)
+}
+
+/** `pm.metrics()[name]` boiled down to what a row shows: the slowest hook and reloads. */
+export interface IMetricsView {
+  slowest_hook: string | null;
+  slowest_hook_max_ms: number | null;
+  slowest_hook_mean_ms: number | null;
+  hook_calls: number;
+  hook_errors: number;
+  reloads: number;
+  reloads_failed: number;
+  reload_last_ms: number | null;
+  reload_mean_ms: number | null;
+  reload_max_ms: number | null;
+}
+
 export interface IPluginView {
   name: string;
   version: string;
@@ -93,6 +123,8 @@ export interface IPluginView {
   capabilities: string[];
   signature: ISignatureView | null; // null when no policy checks signatures
   isolation: IIsolationView | null; // null: runs in the kernel's process
+  revisions: IRevisionView[]; // oldest first, the last is the current (empty: none kept)
+  metrics: IMetricsView | null; // null: the manager keeps no metrics
 }
 
 export interface IIsolationView {
@@ -218,6 +250,10 @@ export interface IActionMsg {
   plugin: string | null;
 }
 
+export interface IRollbackActionMsg extends IActionMsg {
+  revision: number | null; // the revision to run again; null: the one before the current
+}
+
 export interface IIndexActionMsg extends IActionMsg {
   index?: string | null; // index folder or URL; default: the kernel's configured one
   term?: string | null; // index_search: what to look for
@@ -294,4 +330,9 @@ export function indexAction(
     index: opts.index ?? null,
     term: opts.term ?? null
   };
+}
+
+/** Run `revision`'s code again (`null`: the one before the current), state kept. */
+export function rollback(requestId: string, plugin: string, revision: number | null): IRollbackActionMsg & JSONObject {
+  return { kind: 'action', protocol: PROTOCOL_VERSION, request_id: requestId, action: 'rollback', plugin, revision };
 }

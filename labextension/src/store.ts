@@ -57,7 +57,10 @@ export class PanelStore {
 
   /** Fold one delta in; `false` if it was already part of the snapshot (or came before one). */
   applyDelta(delta: IDeltaMsg): boolean {
-    if (!this._ready || delta.seq <= this._seq) {
+    // Protocol 1.2: `event: null` at the same seq refreshes figures (RSS, CPU) that moved
+    // without an event; anything else at or below our seq is old news.
+    const refresh = delta.event === null && delta.seq === this._seq;
+    if (!this._ready || (delta.seq <= this._seq && !refresh)) {
       return false;
     }
     this._seq = delta.seq;

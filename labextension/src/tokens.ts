@@ -17,6 +17,8 @@ export type {
   ActionName,
   IIndexRow,
   IIsolationView,
+  IMetricsView,
+  IRevisionView,
   IndexActionName,
   ISignatureView,
   IEventView,
@@ -97,6 +99,8 @@ export interface IPanelModel extends IDisposable {
   readonly notice: INotice | null;
   pendingFor(plugin: string | null): IPendingAction | undefined;
   run(action: ActionName, plugin: string | null): Promise<IReplyMsg>;
+  /** Run a kept revision's code again (`null`: the one before the current), state kept. */
+  rollback(plugin: string, revision: number | null): Promise<IReplyMsg>;
   /** The Index section: offers of the last search, the install running. */
   readonly index: IIndexView;
   /** List what the kernel's configured index offers (`term`: filter; '' lists all). */

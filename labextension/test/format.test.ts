@@ -24,6 +24,8 @@ function plugin(name: string, over: Partial<IPluginView> = {}): IPluginView {
     capabilities: [],
     signature: null,
     isolation: null,
+    revisions: [],
+    metrics: null,
     ...over
   };
 }

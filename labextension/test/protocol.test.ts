@@ -11,8 +11,8 @@ import {
 
 describe('allowedActions', () => {
   it('offers what the manager accepts in each state', () => {
-    expect(allowedActions('running')).toEqual(['stop', 'reload', 'unload']);
-    expect(allowedActions('stopped')).toEqual(['start', 'reload', 'unload']);
+    expect(allowedActions('running')).toEqual(['stop', 'reload', 'rollback', 'unload']);
+    expect(allowedActions('stopped')).toEqual(['start', 'reload', 'rollback', 'unload']);
   });
 
   it('never offers reload on a failed plugin', () => {
@@ -26,10 +26,10 @@ describe('allowedActions', () => {
     expect(allowedActions('constructor')).toEqual([]); // not an inherited property
   });
 
-  it('only lists plugin actions', () => {
+  it('only lists plugin actions (a button each, or the rollback picker)', () => {
     for (const actions of Object.values(ALLOWED_ACTIONS)) {
       for (const a of actions) {
-        expect(PLUGIN_ACTIONS).toContain(a);
+        expect([...PLUGIN_ACTIONS, 'rollback']).toContain(a);
       }
     }
   });

@@ -15,6 +15,8 @@ function plugin(name: string, over: Partial<IPluginView> = {}): IPluginView {
     capabilities: [],
     signature: null,
     isolation: null,
+    revisions: [],
+    metrics: null,
     ...over
   };
 }
@@ -37,8 +39,29 @@ describe('PanelStore state', () => {
     expect(s.applyDelta(delta(1, { upsert: [plugin('a')] }))).toBe(false);
     s.applySnapshot(state(5, [plugin('b'), plugin('a')]));
     expect(s.plugins.map(p => p.name)).toEqual(['a', 'b']); // sorted by name
-    expect(s.applyDelta(delta(5, { remove: ['a'] }))).toBe(false);
+    expect(s.applyDelta(delta(5, { remove: ['a'], event: event(5, 'unloaded', 'a') }))).toBe(false);
+    expect(s.applyDelta(delta(4, { remove: ['a'] }))).toBe(false);
     expect(s.plugins).toHaveLength(2);
+  });
+
+  it('takes a refresh (protocol 1.2: no event, same seq) for figures that moved without an event', () => {
+    const s = new PanelStore();
+    const iso = {
+      pid: 7,
+      state: 'running',
+      enforced: [],
+      unavailable: {},
+      rss_mb: 20,
+      cpu_seconds: 0.1,
+      crashes: 0,
+      restarts: 0,
+      last_crash: null,
+      last_crash_at: null
+    };
+    s.applySnapshot(state(5, [plugin('a', { isolation: iso })], [event(5, 'started', 'a')]));
+    expect(s.applyDelta(delta(5, { upsert: [plugin('a', { isolation: { ...iso, rss_mb: 31 } })] }))).toBe(true);
+    expect(s.plugins[0].isolation?.rss_mb).toBe(31);
+    expect(s.events).toHaveLength(1); // no event added
   });
 
   it('upserts and removes rows, updates the watcher, keeps a bounded event list', () => {

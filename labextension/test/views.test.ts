@@ -1,6 +1,7 @@
-import type { IIsolationView, ISignatureView } from '../src/protocol';
+import type { IIsolationView, IPluginView, IRevisionView, ISignatureView } from '../src/protocol';
 import { offerText } from '../src/view/indexview';
 import { crashText, layersText, unavailableText, workerText } from '../src/view/isolation';
+import { revisionText, rollbackTargets, rowActions } from '../src/view/revisions';
 import { signatureText, signatureTitle } from '../src/view/signature';
 
 function iso(over: Partial<IIsolationView> = {}): IIsolationView {
@@ -75,5 +76,46 @@ describe('offerText', () => {
         signature: 'unsigned'
       })
     ).toBe('flx-counter 1.1.0 · plugins: counter, timer · unsigned');
+  });
+});
+
+describe('rollback picker (revisions)', () => {
+  const rev = (revision: number, over: Partial<IRevisionView> = {}): IRevisionView => ({
+    revision,
+    version: `1.${revision - 1}.0`,
+    reason: revision === 1 ? 'load' : 'reload',
+    time: 0,
+    code_sha256: 'abcdef012345',
+    rollback_of: null,
+    current: false,
+    ...over
+  });
+  const row = (over: Partial<Pick<IPluginView, 'state' | 'isolation' | 'revisions'>>) => ({
+    state: 'running' as const,
+    isolation: null,
+    revisions: [rev(1), rev(2), rev(3, { current: true })],
+    ...over
+  });
+
+  it('offers every kept revision but the current, newest first', () => {
+    expect(rollbackTargets(row({})).map(r => r.revision)).toEqual([2, 1]);
+    expect(rollbackTargets(row({ revisions: [rev(1, { current: true })] }))).toEqual([]);
+    expect(rollbackTargets({ revisions: [] })).toEqual([]);
+  });
+
+  it('allows rollback like protocol.row_actions: an earlier revision, in the kernel, a reloadable state', () => {
+    expect(rowActions(row({}))).toContain('rollback');
+    expect(rowActions(row({ revisions: [rev(1, { current: true })] }))).not.toContain('rollback');
+    expect(rowActions(row({ isolation: iso() }))).not.toContain('rollback');
+    expect(rowActions(row({ state: 'failed' }))).not.toContain('rollback');
+    expect(rowActions(row({ state: 'failed' }))).toEqual(['start', 'unload']);
+  });
+
+  it('names revision, version, reason and time', () => {
+    const t = new Date(2026, 11, 1, 14, 3, 7).getTime() / 1000;
+    expect(revisionText(rev(2, { time: t }))).toBe('r2 · v1.1.0 · reload · 14:03:07');
+    expect(revisionText(rev(4, { reason: 'rollback', rollback_of: 1, version: '1.0.0' }))).toBe(
+      'r4 · v1.0.0 · rollback to r1'
+    );
   });
 });

@@ -199,3 +199,28 @@ def test_nbclient_output_keeps_a_readable_text_and_html_fallback(plugin_file: Pa
     assert WIDGET_MIME in data
     assert "counter" in data["text/plain"] and "healthy: ticking" in data["text/plain"]
     assert "flx-row-counter" in data["text/html"]
+
+
+def test_picking_a_revision_and_clicking_rollback_runs_it_in_the_kernel(frontend: Frontend,
+                                                                        plugin_file: Path) -> None:
+    """The rollback picker and button, driven as a rendered dashboard would: the frontend sets
+    the dropdown's ``index`` and sends the button's click; the kernel runs ``pm.rollback`` through
+    the one ``run_action`` path and the row's version widget says so."""
+    ids = show_dashboard(frontend, plugin_file)
+    for version in ("1.0.1", "1.0.2"):
+        write_plugin(plugin_file, plugin_source("counter", version, HEALTH))
+        frontend.execute('pm.reload("counter")')
+    picker = json.loads(frontend.evaluate("""json.dumps({
+        "picker": board.rows["counter"].revision_picker.model_id,
+        "rollback": board.rows["counter"].buttons["rollback"].model_id,
+        "options": [v for _, v in board.rows["counter"].revision_picker.options]})""").strip("'"))
+    assert picker["options"] == [2, 1]
+    mark = len(frontend.seen)
+    frontend.kc.shell_channel.send(frontend.kc.session.msg("comm_msg", {
+        "comm_id": picker["picker"], "data": {"method": "update", "state": {"index": 1}, "buffer_paths": []}}))
+    assert frontend.evaluate("board.rows['counter'].revision_picker.value") == "1"  # the pick reached the kernel
+    frontend.click(picker["rollback"])
+    frontend.widget_update(ids["version"], "1.0.0", mark)
+    last = frontend.evaluate("(pm.history('counter')[-1].reason, pm.history('counter')[-1].rollback_of)")
+    assert last == "('rollback', 1)"
+    assert "1.0.2" in plugin_file.read_text()  # files on disk untouched

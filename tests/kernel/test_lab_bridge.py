@@ -219,3 +219,32 @@ def test_detach_closes_comms_and_unregisters(kernel: Panel, plugin_file: Path) -
     kernel.wait(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm)
     again = kernel.open(hello())
     kernel.wait(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == again)
+
+
+def test_rollback_action_runs_the_picked_revision_and_replies(kernel: Panel, plugin_file: Path) -> None:
+    setup_bridge(kernel, plugin_file)
+    write_plugin(plugin_file, plugin_source("counter", "1.0.1", HEALTH))
+    kernel.execute('pm.reload("counter")')
+    comm = kernel.open(hello())
+    snap = kernel.comm_msg(comm, "snapshot")
+    revs = snap["state"]["plugins"][0]["revisions"]
+    assert [(r["revision"], r["version"], r["current"]) for r in revs] == [(1, "1.0.0", False), (2, "1.0.1", True)]
+    assert snap["state"]["plugins"][0]["metrics"]["reloads"] == 1
+
+    kernel.send(comm, {"kind": "action", "protocol": "1.2", "request_id": "rb1", "action": "rollback",
+                       "plugin": "counter", "revision": 1})
+    reply = kernel.comm_msg(comm, "reply", lambda d: d["request_id"] == "rb1")
+    assert reply["ok"] is True and "rolled back to revision 1" in reply["message"]
+    row = kernel.comm_msg(comm, "delta", lambda d: bool(d["upsert"]) and d["upsert"][0]["version"] == "1.0.0")
+    assert row["upsert"][0]["revisions"][-1]["reason"] == "rollback"
+    assert row["upsert"][0]["revisions"][-1]["rollback_of"] == 1
+
+    kernel.send(comm, {"kind": "action", "protocol": "1.2", "request_id": "rb2", "action": "rollback",
+                       "plugin": "counter", "revision": 42})
+    refused = kernel.comm_msg(comm, "reply", lambda d: d["request_id"] == "rb2")
+    assert refused["ok"] is False and "42" in refused["message"] and "\n" not in refused["message"]
+    kernel.send(comm, {"kind": "action", "protocol": "1.2", "request_id": "rb3", "action": "rollback",
+                       "plugin": "counter", "revision": "one"})
+    bad = kernel.comm_msg(comm, "error")
+    assert "revision number" in bad["message"]
+    assert kernel.evaluate("pm.plugins['counter'].version") == "'1.0.0'"

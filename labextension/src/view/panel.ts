@@ -115,8 +115,22 @@ export class FlxPanel extends Widget {
           )
         );
       }
+      const pick = (plugin: string, revision: number) => this._picked.set(plugin, revision);
+      const rollback = (plugin: string, revision: number) => {
+        this._picked.delete(plugin); // after it, the newest earlier revision is the default again
+        void m.rollback(plugin, revision).catch(() => undefined); // the banner shows the outcome
+      };
       const rows = m.plugins.map(p =>
-        renderRow(p, { pending: m.pendingFor(p.name), kernelBusy: m.kernelBusy, run, open, now })
+        renderRow(p, {
+          pending: m.pendingFor(p.name),
+          kernelBusy: m.kernelBusy,
+          run,
+          open,
+          now,
+          picked: this._picked.get(p.name),
+          pick,
+          rollback
+        })
       );
       body.push(
         h(
@@ -190,6 +204,8 @@ export class FlxPanel extends Widget {
 
   private _eventsOpen = true;
   private _indexOpen = false;
+  /** The revision picked in each row's rollback picker, until it is used. */
+  private _picked = new Map<string, number>();
   private _term = '';
   private _timer: ReturnType<typeof setInterval>;
 }

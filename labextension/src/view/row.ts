@@ -4,6 +4,7 @@ import type { IPendingAction } from '../tokens';
 import { h } from './dom';
 import { findLocations, healthText, reloadText } from './format';
 import { renderIsolation } from './isolation';
+import { renderRevisions } from './revisions';
 import { renderSignature } from './signature';
 
 export type RunAction = (action: PluginActionName, plugin: string) => void;
@@ -17,6 +18,10 @@ export interface IRowOptions {
   open: OpenSource;
   /** epoch seconds, so every row of one render says the same "just now" */
   now: number;
+  /** The rollback picker's choice in this row (kept by the panel), and how to change/run it. */
+  picked: number | undefined;
+  pick: (plugin: string, revision: number) => void;
+  rollback: (plugin: string, revision: number) => void;
 }
 
 /** "start: possible when loaded, initialized, stopped or failed": read off the one table. */
@@ -120,6 +125,7 @@ export function renderRow(p: IPluginView, o: IRowOptions): HTMLElement {
     renderIsolation(p, o.now),
     h('div', { className: 'flx-Source', title: p.source }, p.source),
     h('div', { className: 'flx-Actions' }, ...buttons),
+    renderRevisions(p, { pending: o.pending, picked: o.picked, pick: o.pick, rollback: o.rollback }),
     pendingEl
   );
 }
