@@ -1,6 +1,7 @@
-"""The side panel shows what issues 12, 13 and 15 added, from a real kernel: an isolated
-plugin's worker (pid, RSS, CPU, enforced layers, the last crash after a real SIGKILL), signer
-badges from real signatures (signed, modified), and the offers of a real local index folder.
+"""The side panel shows what issues 12-15 added, from a real kernel: an isolated plugin's worker
+(pid, RSS, CPU, enforced layers, the last crash after a real SIGKILL), signer badges from real
+signatures (signed, modified), the offers of a real local index folder, and a rollback to a
+picked revision (the kernel then runs that revision's code, state kept).
 Light and dark screenshots land in ``test-results/panel-features-{light,dark}.png``.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from lab_page import LOAD_EXT, Lab, LabServer, set_theme
+from playwright.sync_api import expect
 
 from flx_ipy.testing import plugin_source, write_plugin
 
@@ -22,6 +24,11 @@ RESULTS = ROOT / "test-results"
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180),
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker sandbox is Linux-only")]
+
+COUNTER = """
+def start(self):
+    self.count = getattr(self, "count", 0)
+"""
 
 GREETER = '''from flx_ipy import Plugin, PluginMetadata
 from .util import greeting
@@ -73,6 +80,7 @@ def test_panel_shows_worker_signatures_and_index_offers(page: Any, lab_server: L
     tag = uuid.uuid4().hex[:6]
     root: Path = lab_server.root
     worker = write_plugin(root / f"worker_{tag}.py", plugin_source("worker", "1.0.0"))
+    counter = write_plugin(root / f"counter_{tag}.py", plugin_source("counter", "1.0.0", COUNTER))
     signed, edited, allowed = _signed_packages(root, tag)
     index = _index(root, tag)
     setup = "\n".join([
@@ -83,6 +91,7 @@ def test_panel_shows_worker_signatures_and_index_offers(page: Any, lab_server: L
         f"pm.load({str(worker)!r}, start=True, isolated=True)",
         f"pm.load({str(signed)!r}, start=True)",
         f"pm.load({str(edited)!r}, start=True)",
+        f"pm.load({str(counter)!r}, start=True)",
     ])
     notebook = lab_server.new_notebook([LOAD_EXT, setup], stem="features")
     page.set_viewport_size({"width": 1400, "height": 1300})  # the whole panel in one picture
@@ -139,6 +148,26 @@ def test_panel_shows_worker_signatures_and_index_offers(page: Any, lab_server: L
     lab.tid("flx-index-term").fill("")
     lab.tid("flx-index-search").click()
     lab.expect_text("flx-index-line", "2 plugin packages in")
+
+    # issue 14: two saves make revisions 2 and 3; pick 1 in the panel and roll back to it
+    expect(lab.tid("flx-rollback-picker-counter")).to_have_count(0)  # one revision: nothing to go back to
+    lab.kernel("pm.get('counter').count = 41")
+    for version in ("1.1.0", "1.2.0"):
+        write_plugin(counter, plugin_source("counter", version, COUNTER))
+        lab.kernel("pm.reload('counter')")
+        lab.expect_text("flx-version-counter", f"v{version}")
+    picker = lab.tid("flx-revisions-counter")
+    expect(picker.locator("option")).to_have_count(2)
+    assert picker.locator("option").all_inner_texts()[0].startswith("r2 · v1.1.0 · reload")  # newest first
+    picker.select_option("1")
+    lab.tid("flx-rollback-counter").click()
+    lab.expect_text("flx-version-counter", "v1.0.0")
+    lab.expect_text("flx-notice", "counter")
+    assert lab.kernel("pm.plugins['counter'].version") == "'1.0.0'"
+    assert lab.kernel("pm.get('counter').count") == "41"  # state kept
+    assert lab.kernel("pm.history('counter')[-1].rollback_of") == "1"
+    assert picker.locator("option").all_inner_texts()[0].startswith("r3 · v1.2.0")
+    assert lab.tid("flx-rollback-picker-worker").count() == 0  # isolated: no kept code to run
 
     RESULTS.mkdir(exist_ok=True)
     lab.tid("flx-events").locator("summary").click()  # closed: the rows and the index fit in the picture
