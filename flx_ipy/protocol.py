@@ -72,7 +72,8 @@ NAMED_ACTIONS: tuple[str, ...] = (*PLUGIN_ACTIONS, *REVISION_ACTIONS, "install")
 #: - ``discovered``/``unloaded`` plugins are not loaded, so no plugin action applies (load them);
 #: - while ``reloading`` every operation is refused ("busy");
 #: - ``rollback`` goes through the reload transaction, so it is allowed where ``reload`` is; a
-#:   row also needs an earlier revision and an in-process plugin (:func:`row_actions`).
+#:   row also needs an earlier revision (:func:`row_actions`); an isolated plugin's worker runs
+#:   the kept code too.
 ALLOWED_ACTIONS: dict[str, tuple[str, ...]] = {
     "discovered": (),
     "loaded": ("start", "reload", "rollback", "unload"),
@@ -94,10 +95,10 @@ def allowed_actions(state: object) -> tuple[str, ...]:
 
 def row_actions(view: Mapping[str, Any]) -> tuple[str, ...]:
     """The actions a row offers: :func:`allowed_actions` of its state, less ``rollback`` when
-    there is no earlier revision to go back to or the plugin runs isolated (its worker reloads
-    from the files, so the manager refuses kept code there)."""
+    there is no earlier revision to go back to (isolated plugins included: the manager sends the
+    kept code to the worker)."""
     allowed = allowed_actions(view.get("state"))
-    if "rollback" in allowed and (view.get("isolation") or not rollback_targets(view)):
+    if "rollback" in allowed and not rollback_targets(view):
         allowed = tuple(a for a in allowed if a != "rollback")
     return allowed
 

@@ -63,7 +63,7 @@ def test_rollback_needs_a_plugin_and_takes_a_revision_number() -> None:
             parse_client_message({**base, "plugin": "counter", "revision": bad})
 
 
-def test_row_actions_offer_rollback_only_with_an_earlier_in_process_revision() -> None:
+def test_row_actions_offer_rollback_only_with_an_earlier_revision() -> None:
     rev = {"revision": 1, "version": "1.0", "reason": "load", "time": 0.0, "code_sha256": "ab",
            "rollback_of": None, "current": False}
     one = {"state": "running", "isolation": None, "revisions": [{**rev, "current": True}]}
@@ -71,7 +71,7 @@ def test_row_actions_offer_rollback_only_with_an_earlier_in_process_revision() -
     assert "rollback" not in protocol.row_actions(one)
     assert "rollback" in protocol.row_actions(two)
     assert [r["revision"] for r in protocol.rollback_targets(two)] == [1]
-    assert "rollback" not in protocol.row_actions({**two, "isolation": {"pid": 1}})
+    assert "rollback" in protocol.row_actions({**two, "isolation": {"pid": 1}})  # the worker runs kept code
     assert "rollback" not in protocol.row_actions({**two, "state": "failed"})
 
 

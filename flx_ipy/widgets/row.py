@@ -127,9 +127,6 @@ class PluginRow(w.VBox):
         self._show_error()
 
     def _why_not(self, action: str, view: PluginView) -> str:
-        if action == "rollback" and action in (row_actions({**view, "isolation": None})):
-            return (f"{self.name} runs isolated: its worker reloads from the files, so a rollback "
-                    "to kept code is not supported there")
         if action == "rollback" and not rollback_targets(view) and view["state"] in ("running", "stopped",
                                                                                       "loaded", "initialized"):
             return f"{self.name} has no earlier revision to roll back to"
