@@ -103,10 +103,10 @@ describe('rollback picker (revisions)', () => {
     expect(rollbackTargets({ revisions: [] })).toEqual([]);
   });
 
-  it('allows rollback like protocol.row_actions: an earlier revision, in the kernel, a reloadable state', () => {
+  it('allows rollback like protocol.row_actions: an earlier revision and a reloadable state', () => {
     expect(rowActions(row({}))).toContain('rollback');
     expect(rowActions(row({ revisions: [rev(1, { current: true })] }))).not.toContain('rollback');
-    expect(rowActions(row({ isolation: iso() }))).not.toContain('rollback');
+    expect(rowActions(row({ isolation: iso() }))).toContain('rollback'); // the worker gets the kept code
     expect(rowActions(row({ state: 'failed' }))).not.toContain('rollback');
     expect(rowActions(row({ state: 'failed' }))).toEqual(['start', 'unload']);
   });

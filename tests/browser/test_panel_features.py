@@ -167,7 +167,7 @@ def test_panel_shows_worker_signatures_and_index_offers(page: Any, lab_server: L
     assert lab.kernel("pm.get('counter').count") == "41"  # state kept
     assert lab.kernel("pm.history('counter')[-1].rollback_of") == "1"
     assert picker.locator("option").all_inner_texts()[0].startswith("r3 · v1.2.0")
-    assert lab.tid("flx-rollback-picker-worker").count() == 0  # isolated: no kept code to run
+    assert lab.tid("flx-rollback-picker-worker").count() == 0  # one revision of the worker: nothing to go back to
 
     RESULTS.mkdir(exist_ok=True)
     lab.tid("flx-events").locator("summary").click()  # closed: the rows and the index fit in the picture

@@ -2,8 +2,8 @@
  * The rollback picker under a row (issue 14): the kept revisions a rollback can go to, newest
  * first ("r2 · v1.0.0 · reload · 14:03:07"), and a *roll back* button that runs the picked one's
  * code again through `run_action` (`pm.rollback(plugin, to=revision)`). Shown only where the
- * manager would accept it: the row's state allows `rollback`, the plugin runs in the kernel
- * (a worker reloads from the files) and an earlier revision is kept (`rowActions`).
+ * manager would accept it: the row's state allows `rollback` and an earlier revision is kept
+ * (`rowActions`); isolated plugins too (the manager sends the kept code to the worker).
  */
 import { allowedActions, type IPluginView, type IRevisionView, type PluginActionName } from '../protocol';
 import type { IPendingAction } from '../tokens';
@@ -15,10 +15,10 @@ export function rollbackTargets(p: Pick<IPluginView, 'revisions'>): IRevisionVie
   return [...(p.revisions ?? [])].reverse().filter(r => !r.current);
 }
 
-/** The actions a row offers (`row_actions` in protocol.py): no rollback without a target or in a worker. */
-export function rowActions(p: Pick<IPluginView, 'state' | 'isolation' | 'revisions'>): readonly PluginActionName[] {
+/** The actions a row offers (`row_actions` in protocol.py): no rollback without an earlier revision. */
+export function rowActions(p: Pick<IPluginView, 'state' | 'revisions'>): readonly PluginActionName[] {
   const allowed = allowedActions(p.state);
-  if (allowed.includes('rollback') && (p.isolation || rollbackTargets(p).length === 0)) {
+  if (allowed.includes('rollback') && rollbackTargets(p).length === 0) {
     return allowed.filter(a => a !== 'rollback');
   }
   return allowed;
@@ -42,7 +42,7 @@ export interface IRevisionOptions {
 
 export function renderRevisions(p: IPluginView, o: IRevisionOptions): HTMLElement | null {
   const targets = rollbackTargets(p);
-  if (targets.length === 0 || p.isolation) {
+  if (targets.length === 0) {
     return null;
   }
   const id = (part: string) => `flx-${part}-${p.name}`;
