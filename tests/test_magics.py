@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from magic_shell import loaded, test_shell
 
 import flx_ipy
 from flx_ipy import PluginManager
-from flx_ipy.core import loader
 from flx_ipy.core.manager import _set_default
 from flx_ipy.extension import current
 from flx_ipy.magics import rewrite_awaitable
@@ -39,26 +38,14 @@ async def start(self):
 
 @pytest.fixture(scope="module")
 def shell() -> Any:
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-
-    return start_ipython() or TerminalInteractiveShell.instance()  # started by another module
+    return test_shell()
 
 
 @pytest.fixture
 def ip(shell: Any, tmp_path: Path) -> Iterator[Any]:
     """The shell with flx_ipy loaded on a fresh manager; unloaded and cleaned afterwards."""
-    before = set(sys.modules)
-    pm = PluginManager(entry_points=False, data_root=tmp_path / "data", health_timeout=1.0, hook_timeout=5.0)
-    _set_default(pm)
-    shell.run_line_magic("load_ext", "flx_ipy")
-    shell.pm = pm
-    try:
-        yield shell
-    finally:
-        shell.run_line_magic("unload_ext", "flx_ipy")
-        pm.close()
-        _set_default(None)
-        loader.forget_modules([m for m in set(sys.modules) - before if m.startswith(loader.ALIAS_ROOT + ".")])
+    with loaded(shell, tmp_path) as ip:
+        yield ip
 
 
 def run(ip: Any, cell: str) -> Any:

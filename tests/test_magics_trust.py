@@ -3,18 +3,15 @@ IPython shell (``IPython.testing.globalipapp``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.terminal.interactiveshell import TerminalInteractiveShell
-from IPython.testing.globalipapp import start_ipython
+from magic_shell import loaded, test_shell
 
 from flx_ipy import PluginManager
-from flx_ipy.core import loader
 from flx_ipy.core.audit import tail
 from flx_ipy.core.manager import _set_default
 from flx_ipy.testing import plugin_source, write_plugin
@@ -22,27 +19,13 @@ from flx_ipy.testing import plugin_source, write_plugin
 
 @pytest.fixture(scope="module")
 def shell() -> Any:
-    # one global test shell per process: another test module may have started it already
-    return start_ipython() or TerminalInteractiveShell.instance()
+    return test_shell()
 
 
 @pytest.fixture
 def ip(shell: Any, tmp_path: Path) -> Iterator[Any]:
-    before = set(sys.modules)
-    pm = PluginManager(entry_points=False, data_root=tmp_path / "data", hook_timeout=5.0)
-    _set_default(pm)
-    shell.config.PluginMagics.audit_log = str(tmp_path / "audit.jsonl")
-    shell.run_line_magic("load_ext", "flx_ipy")
-    shell.pm = pm
-    try:
-        yield shell
-    finally:
-        shell.run_line_magic("unload_ext", "flx_ipy")
-        del shell.config["PluginMagics"]
-        pm.close()
-        _set_default(None)
-        loader.unpin()
-        loader.forget_modules([m for m in set(sys.modules) - before if m.startswith(loader.ALIAS_ROOT + ".")])
+    with loaded(shell, tmp_path, audit_log=tmp_path / "audit.jsonl", health_timeout=5.0) as ip:
+        yield ip
 
 
 def test_plugin_audit_shows_what_the_magics_did(ip: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]

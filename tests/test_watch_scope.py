@@ -3,7 +3,6 @@ on the real file system, in the three layouts (one-file plugin, package ``__init
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 from layouts import LAYOUTS, Layout
+from magic_shell import loaded, test_shell
 
 from flx_ipy import PluginManager
 from flx_ipy.core import polling
@@ -129,25 +129,8 @@ def test_polling_is_chosen_where_the_mount_delivers_no_events(folder: str, poll:
 @pytest.fixture
 def ip(tmp_path: Path) -> Iterator[Any]:
     """The (one, global) IPython test shell with flx_ipy loaded on a fresh manager."""
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-    from IPython.testing.globalipapp import start_ipython
-
-    from flx_ipy.core import loader
-    from flx_ipy.core.manager import _set_default
-
-    shell = start_ipython() or TerminalInteractiveShell.instance()
-    before = set(sys.modules)
-    pm = PluginManager(entry_points=False, data_root=tmp_path / "data", health_timeout=1.0, hook_timeout=5.0)
-    _set_default(pm)
-    shell.run_line_magic("load_ext", "flx_ipy")
-    shell.pm = pm
-    try:
-        yield shell
-    finally:
-        shell.run_line_magic("unload_ext", "flx_ipy")
-        pm.close()
-        _set_default(None)
-        loader.forget_modules([m for m in set(sys.modules) - before if m.startswith(loader.ALIAS_ROOT + ".")])
+    with loaded(test_shell(), tmp_path) as ip:
+        yield ip
 
 
 def test_polling_setting_in_the_magics(ip: Any, plugin_dir: Path) -> None:
